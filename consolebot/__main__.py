@@ -1,0 +1,5 @@
+"""``python -m consolebot``."""
+
+from consolebot.cli.main import main
+
+raise SystemExit(main())

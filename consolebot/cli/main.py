@@ -1,0 +1,89 @@
+"""``consolebot``: argument parsing, error mapping and dispatch.
+
+Every command returns an exit code; every ``ConsoleBotError`` becomes one line
+on stderr and its family's exit code; nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from consolebot import __version__
+from consolebot.cli.output import Output
+from consolebot.errors import EXIT_USAGE, ConsoleBotError
+
+Handler = Callable[[argparse.Namespace, Output], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse's own exit code is 2 as ours; keep one line and no usage dump.
+        json_mode = "--json" in sys.argv
+        out = Output(json_mode=json_mode)
+        out.error(f"{message} (see '{self.prog} --help')")
+        out.result(False, error=message, exit_code=EXIT_USAGE)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object with 'ok' as the last line")
+    parser = _Parser(
+        prog="consolebot",
+        description="Rescue Linux servers through their out-of-band console.",
+        epilog="Exit codes: 0 ok, 2 usage/configuration, 3 keyring, 4 unreachable, 5 busy/locked, "
+        "6 target error, 7 verification failed, 8 refused.",
+    )
+    parser.add_argument("--version", action="version", version=f"consolebot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # Each command module adds its parsers; imports stay light (heavy ones happen in handlers).
+    from consolebot.cli import demo, lab, passwords
+
+    for module in (passwords, lab, demo):
+        module.register(sub, common)
+    return parser
+
+
+def _install_signal_handlers() -> None:
+    def _term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    out = Output(json_mode=getattr(args, "json", False))
+    _install_signal_handlers()
+    try:
+        return handler(args, out)
+    except ConsoleBotError as exc:
+        out.error(str(exc))
+        out.result(False, error=str(exc), error_type=type(exc).__name__, exit_code=exc.exit_code)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        out.result(False, error="interrupted", exit_code=130)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the one place an unexpected error is turned into one line
+        if os.environ.get("CONSOLEBOT_DEBUG"):
+            raise
+        msg = f"internal error {type(exc).__name__}: {out.redactor.redact_text(str(exc), edges=True)} (set CONSOLEBOT_DEBUG=1 for a traceback)"
+        out.error(msg)
+        out.result(False, error=msg, exit_code=1)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

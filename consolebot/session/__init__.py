@@ -1,0 +1,1 @@
+"""The session over a transport (expect/send) and its transcript."""
