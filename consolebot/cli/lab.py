@@ -49,6 +49,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     serve.add_argument("--login-fail-delay-s", type=float, default=1.0)
     serve.add_argument("--send-log", default=None, help="JSON lines of every byte sent, with times")
     serve.add_argument("--act-log", default=None, help="JSON lines of every input line, BREAK and login")
+    serve.add_argument(
+        "--kvm-menu",
+        action="store_true",
+        help="put an IP-KVM-like port menu in front of the telnet console (user admin; password from "
+        "$CONSOLEBOT_LAB_KVM_PASSWORD, default 'kvmpass')",
+    )
     serve.add_argument("--ready-file", default=None, help="write the chosen ports as JSON here when listening")
     serve.set_defaults(handler=serve_cmd)
     lab.set_defaults(handler=lambda a, o: _lab_help(lab))
@@ -60,8 +66,9 @@ def _lab_help(parser: argparse.ArgumentParser) -> int:
 
 
 def serve_cmd(args: argparse.Namespace, out: Output) -> int:
+    from consolebot.escapes import decode_escapes
     from consolebot.lab.machine import MachineConfig
-    from consolebot.lab.server import decode_escapes, run_servers
+    from consolebot.lab.server import run_servers
 
     config = MachineConfig(
         console_hostname=args.console_hostname,
@@ -92,7 +99,12 @@ def serve_cmd(args: argparse.Namespace, out: Output) -> int:
             print(f"consolebot lab: serving {desc}", file=info, flush=True)
 
     try:
-        asyncio.run(run_servers(config, telnet_port, args.raw_port, args.stdio, break_seq, ready))
+        kvm = (
+            {"user": "admin", "password": os.environ.get("CONSOLEBOT_LAB_KVM_PASSWORD", "kvmpass")}
+            if args.kvm_menu
+            else None
+        )
+        asyncio.run(run_servers(config, telnet_port, args.raw_port, args.stdio, break_seq, ready, kvm))
     except OSError as exc:
         raise UsageError(f"cannot listen: {exc.strerror}; choose another --port/--raw-port") from None
     out.result(True, stopped=True)

@@ -11,38 +11,12 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consolebot.lab.machine import Machine, MachineConfig
 from consolebot.transport.telnet_codec import BRK, TelnetCodec, TelnetEvent
 
 LOOPBACK = "127.0.0.1"
-
-
-def decode_escapes(text: str) -> bytes:
-    """Given ``\\x05cl1``-style text, return the bytes (C escapes: \\r \\n \\t \\\\ \\xHH \\e)."""
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            n = text[i + 1]
-            simple = {"r": 13, "n": 10, "t": 9, "\\": 92, "e": 27, "0": 0}
-            if n in simple:
-                out.append(simple[n])
-                i += 2
-                continue
-            if n == "x" and i + 3 < len(text) + 1:
-                out.append(int(text[i + 2 : i + 4], 16))
-                i += 4
-                continue
-        if c == "^" and i + 1 < len(text) and text[i + 1].isalpha():
-            out.append(ord(text[i + 1].upper()) - 64)
-            i += 2
-            continue
-        out += c.encode()
-        i += 1
-    return bytes(out)
 
 
 class BreakSequenceFilter:
@@ -103,8 +77,64 @@ def make_console(config: MachineConfig) -> Console:
     return console
 
 
+@dataclass
+class KvmMenu:
+    """An IP-KVM-like port menu in front of the console: user, password, port number.
+
+    Returns True from ``feed`` once the client has picked the console's port.
+    """
+
+    send: Callable[[bytes], None]
+    port_name: str
+    user: str = "admin"
+    password: str = "kvmpass"
+    state: str = "user"
+    line: bytearray = field(default_factory=bytearray)
+    given_user: str = ""
+    failures: int = 0
+
+    def start(self) -> None:
+        self.send(b"\r\nLab IP-KVM serial gateway (simulated)\r\nUsername: ")
+
+    def feed(self, data: bytes) -> tuple[bool, bytes]:
+        """Return (attached, bytes left over for the console)."""
+        for i, b in enumerate(data):
+            if b in (10, 0) and not self.line:
+                continue
+            if b != 13 and b != 10:
+                self.line.append(b)
+                if self.state != "password":
+                    self.send(bytes([b]))
+                continue
+            text = self.line.decode(errors="replace")
+            self.line.clear()
+            self.send(b"\r\n")
+            if self.state == "user":
+                self.given_user = text
+                self.state = "password"
+                self.send(b"Password: ")
+            elif self.state == "password":
+                if self.given_user == self.user and text == self.password:
+                    self.state = "menu"
+                    self.send(f"  1  {self.port_name}\r\n  2  (no device)\r\nSelect port: ".encode())
+                else:
+                    self.failures += 1
+                    self.state = "user"
+                    self.send(b"Access denied\r\nUsername: ")
+            elif self.state == "menu":
+                if text.strip() == "1":
+                    self.send(f"Connected to {self.port_name}. Escape is ~.\r\n".encode())
+                    return True, data[i + 1 :].lstrip(b"\n\x00")
+                self.send(b"No such port\r\nSelect port: ")
+        return False, b""
+
+
 async def serve_telnet_client(
-    console: Console, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, break_seq: bytes | None
+    console: Console,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    break_seq: bytes | None,
+    kvm: dict[str, str] | None = None,
 ) -> None:
     codec = TelnetCodec("server")
     writer.write(codec.start())
@@ -113,8 +143,13 @@ async def serve_telnet_client(
         writer.write(codec.encode(data))
 
     bfilter = BreakSequenceFilter(break_seq)
-    console.writers.append(send)
-    console.machine.client_connected()
+    menu: KvmMenu | None = None
+    if kvm is not None:
+        menu = KvmMenu(send, console.machine.config.console_hostname, kvm["user"], kvm["password"])
+        menu.start()
+    else:
+        console.writers.append(send)
+        console.machine.client_connected()
     try:
         while True:
             raw = await reader.read(65536)
@@ -122,8 +157,16 @@ async def serve_telnet_client(
                 break
             for item in codec.feed(raw):
                 if isinstance(item, TelnetEvent):
-                    if item.command == BRK:
+                    if item.command == BRK and menu is None:
                         console.machine.on_break()
+                elif menu is not None:
+                    attached, rest = menu.feed(item)
+                    if attached:
+                        menu = None
+                        console.writers.append(send)
+                        console.machine.client_connected()
+                        if rest:
+                            _feed(console, bfilter, rest)
                 else:
                     _feed(console, bfilter, item)
             replies = codec.take_replies()
@@ -134,7 +177,7 @@ async def serve_telnet_client(
     finally:
         if send in console.writers:
             console.writers.remove(send)
-        console.machine.client_disconnected()
+            console.machine.client_disconnected()
         writer.close()
 
 
@@ -223,17 +266,22 @@ async def run_servers(
     stdio: bool,
     break_seq: bytes | None,
     ready: Callable[[dict[str, int]], None],
+    kvm: dict[str, str] | None = None,
 ) -> None:
     console = make_console(config)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
+    def _stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(sig, _stop)
     servers: list[asyncio.Server] = []
     ports: dict[str, int] = {}
     if telnet_port is not None:
         srv = await asyncio.start_server(
-            lambda r, w: serve_telnet_client(console, r, w, break_seq), LOOPBACK, telnet_port
+            lambda r, w: serve_telnet_client(console, r, w, break_seq, kvm), LOOPBACK, telnet_port
         )
         servers.append(srv)
         ports["telnet"] = srv.sockets[0].getsockname()[1]

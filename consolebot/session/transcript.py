@@ -237,10 +237,10 @@ class Transcript:
             self._partial_written = True
 
     # -- acts, notes, events ---------------------------------------------------------------
-    def record(self, kind: str, **fields: Any) -> None:
+    def record(self, record_type: str, /, **fields: Any) -> None:
         """Write one JSON line (redacted)."""
         self._check_reopen()
-        obj = {"t": utc_iso(), "type": kind, **fields}
+        obj = {"t": utc_iso(), "type": record_type, **fields}
         line = json.dumps(obj, default=str)
         self._jsonl.write(self.redactor.redact_text(line).encode() + b"\n")
 

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from consolebot.errors import ConfigError, TargetError
+from consolebot.secrets.redact import Redactor
+from consolebot.secrets.secret import Secret
+from consolebot.session.chat import ChatScript
+from consolebot.session.session import Session
+from consolebot.session.transcript import Transcript
+from consolebot.transport.telnet import TelnetTransport
+from tests.conftest import Sim, assert_no_secret, start_sim, stop_proc
+
+ROOT = Path(__file__).resolve().parent.parent
+KVM_PASSWORD = "kvm-Secret-77"
+
+
+@pytest.fixture
+def kvm_sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sim:
+    monkeypatch.setenv("CONSOLEBOT_LAB_KVM_PASSWORD", KVM_PASSWORD)
+    s = start_sim(tmp_path, "--kvm-menu")
+    yield s  # type: ignore[misc]
+    stop_proc(s.proc)
+
+
+def test_parse_errors_name_the_line() -> None:
+    with pytest.raises(ConfigError, match=r"x.chat:2: unknown step 'sned'"):
+        ChatScript.parse("expect a\nsned b\n", "x.chat")
+    with pytest.raises(ConfigError, match="never a literal"):
+        ChatScript.parse("send-secret hunter2\n", "x.chat")
+    with pytest.raises(ConfigError, match="not a number"):
+        ChatScript.parse("timeout soon\n", "x.chat")
+
+
+def test_dry_run_plan_masks_secrets() -> None:
+    script = ChatScript.load(ROOT / "expect_scripts" / "kvm-menu.chat")
+    plan = script.plan({"kvm_user": "admin", "port": "1", "kvm_secret": "keyring:kvm1/admin"})
+    assert any("send-secret keyring:kvm1/admin" in p and "***" in p for p in plan)
+    assert "send 'admin\\\\r'" in plan
+
+
+def test_connect_script_walks_the_kvm_menu(kvm_sim: Sim, tmp_path: Path) -> None:
+    script = ChatScript.load(ROOT / "expect_scripts" / "kvm-menu.chat")
+    t = TelnetTransport("127.0.0.1", kvm_sim.ports["telnet"])
+    t.open()
+    session = Session(t, Transcript(tmp_path / "t", "kvm", Redactor()))
+    asked: list[str] = []
+
+    def resolve(ref: str) -> Secret:
+        asked.append(ref)
+        return Secret(KVM_PASSWORD, ref)
+
+    done = script.run(session, resolve, {"kvm_user": "admin", "port": "1", "kvm_secret": "keyring:kvm1/admin"})
+    assert asked == ["keyring:kvm1/admin"]
+    assert len(done) == len(script.steps)
+    # now on the console itself: the machine boots to its login prompt
+    r = session.expect(["login: "], 30)
+    assert b"deleuze-sim" in r.before
+    session.close()
+    assert_no_secret(KVM_PASSWORD, folder=tmp_path / "t")
+
+
+def test_connect_script_wrong_password_aborts(kvm_sim: Sim, tmp_path: Path) -> None:
+    script = ChatScript.load(ROOT / "expect_scripts" / "kvm-menu.chat")
+    t = TelnetTransport("127.0.0.1", kvm_sim.ports["telnet"])
+    t.open()
+
+    session = Session(t, Transcript(tmp_path / "t", "kvm", Redactor()))
+    with pytest.raises(TargetError, match=r"kvm-menu.chat:\d+: aborted"):
+        script.run(session, lambda ref: Secret("wrong", ref), {"kvm_user": "admin", "port": "1", "kvm_secret": "keyring:k/a"})
+    session.close()

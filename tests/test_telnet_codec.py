@@ -1,0 +1,91 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consolebot.transport.telnet_codec import (
+    BRK,
+    DO,
+    DONT,
+    IAC,
+    OPT_BINARY,
+    OPT_ECHO,
+    OPT_SGA,
+    WILL,
+    WONT,
+    TelnetCodec,
+    TelnetEvent,
+)
+
+
+def data_of(items: list[bytes | TelnetEvent]) -> bytes:
+    return b"".join(i for i in items if isinstance(i, bytes))
+
+
+def test_iac_escaping_round_trip() -> None:
+    client = TelnetCodec("client")
+    server = TelnetCodec("server")
+    payload = bytes(range(256))
+    assert data_of(server.feed(client.encode(payload))).replace(b"\r\x00", b"\r") == payload
+
+
+def test_client_accepts_echo_sga_binary_and_refuses_others() -> None:
+    c = TelnetCodec("client")
+    items = c.feed(bytes([IAC, WILL, OPT_ECHO, IAC, WILL, OPT_SGA, IAC, DO, 24, IAC, WILL, 42]) + b"hi")
+    assert data_of(items) == b"hi"
+    replies = c.take_replies()
+    assert bytes([IAC, DO, OPT_ECHO]) in replies
+    assert bytes([IAC, WONT, 24]) in replies
+    assert bytes([IAC, DONT, 42]) in replies
+    assert OPT_ECHO in c.peer_enabled
+
+
+def test_no_negotiation_loop() -> None:
+    c = TelnetCodec("client")
+    c.feed(bytes([IAC, WILL, OPT_ECHO]))
+    c.take_replies()
+    c.feed(bytes([IAC, WILL, OPT_ECHO]))  # repeated: no new reply
+    assert c.take_replies() == b""
+
+
+def test_break_is_an_event_in_order() -> None:
+    s = TelnetCodec("server")
+    items = s.feed(b"ab" + bytes([IAC, BRK]) + b"c")
+    assert items == [b"ab", TelnetEvent(BRK), b"c"]
+
+
+def test_cr_nul_is_bare_cr_outside_binary() -> None:
+    c = TelnetCodec("client")
+    assert data_of(c.feed(b"a\r\x00b\r\nc")) == b"a\rb\r\nc"
+
+
+def test_binary_mode_keeps_bytes() -> None:
+    c = TelnetCodec("client")
+    c.feed(bytes([IAC, WILL, OPT_BINARY]))
+    assert data_of(c.feed(b"a\r\x00b")) == b"a\r\x00b"
+
+
+def test_encode_cr_outside_binary() -> None:
+    c = TelnetCodec("client")
+    assert c.encode(b"root\r") == b"root\r\x00"
+    assert c.encode(b"x\r\n") == b"x\r\n"
+
+
+def test_subnegotiation_is_skipped() -> None:
+    c = TelnetCodec("client")
+    assert data_of(c.feed(bytes([IAC, 250, 31, 0, 80, IAC, IAC, IAC, 240]) + b"ok")) == b"ok"
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=2000), st.lists(st.integers(min_value=1, max_value=50), max_size=50))
+def test_chunking_never_changes_the_data(payload: bytes, cuts: list[int]) -> None:
+    wire = TelnetCodec("server").encode(payload) + bytes([IAC, BRK])
+    whole = TelnetCodec("client")
+    expected = whole.feed(wire)
+    split = TelnetCodec("client")
+    got: list[bytes | TelnetEvent] = []
+    pos = 0
+    for n in cuts:
+        got += split.feed(wire[pos : pos + n])
+        pos += n
+    got += split.feed(wire[pos:])
+    assert data_of(got) == data_of(expected)
+    assert [i for i in got if isinstance(i, TelnetEvent)] == [TelnetEvent(BRK)]

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from consolebot.errors import ConfigError
+from consolebot.paths import ensure_local_dir
+from consolebot.secrets.redact import Redactor
+from consolebot.session import transcript as tmod
+from consolebot.session.transcript import Transcript, unescape_text
+
+
+def log_lines(path: Path) -> list[tuple[str, str]]:
+    out = []
+    for line in path.read_text().splitlines():
+        stamp, tag, text = line.split(" ", 2) if line.count(" ") >= 2 else (*line.split(" ", 1), "")
+        out.append((tag, text))
+    return out
+
+
+def test_line_ends_and_timestamps(tmp_path: Path) -> None:
+    tr = Transcript(tmp_path, "c", Redactor())
+    tr.rx(b"one\r\ntwo\r\r\nthree\nfour\rfive\r")
+    tr.rx(b"\nsix")
+    tr.close()
+    lines = (tmp_path / "c.log").read_text().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == ["one", "two", "three", "four", "five", "six"]
+    assert all(line[:4].isdigit() and line[23] == "Z" for line in lines)
+    assert lines[-1].split(" ")[1] == "<"  # unfinished at close
+    assert (tmp_path / "c.raw").read_bytes() == b"one\r\ntwo\r\r\nthree\nfour\rfive\r\nsix"
+    assert tr.lines == 5
+
+
+def test_partial_line_flushed_after_quiet(tmp_path: Path) -> None:
+    tr = Transcript(tmp_path, "c", Redactor(), partial_flush_s=0.05)
+    tr.rx(b"fs01 login: ")
+    tr.tick()
+    assert "login" not in (tmp_path / "c.log").read_text()
+    time.sleep(0.06)  # the quiet period itself is what is tested
+    tr.tick()
+    assert log_lines(tmp_path / "c.log") == [("<", "fs01 login: ")]
+    tr.rx(b"root\r\n")
+    tr.close()
+    assert log_lines(tmp_path / "c.log")[-1] == ("|", "root")
+
+
+def test_control_bytes_are_escaped_reversibly(tmp_path: Path) -> None:
+    tr = Transcript(tmp_path, "c", Redactor())
+    line = b"\x1b[6n\x00\xff\\ok\xc3\xa9"
+    tr.rx(line + b"\n")
+    tr.close()
+    (tag, text), = log_lines(tmp_path / "c.log")
+    assert unescape_text(text) == line
+
+
+def test_rotation_by_size(tmp_path: Path) -> None:
+    tr = Transcript(tmp_path, "c", Redactor(), rotate_bytes=1000, keep=3)
+    for i in range(100):
+        tr.rx(f"line {i:04d} ".encode() + b"x" * 80 + b"\r\n")
+    tr.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "c.raw.1" in names and "c.raw.2" in names and "c.raw.3" in names
+    assert "c.raw.4" not in names
+    assert "c.log.1" in names and "c.jsonl.1" in names
+    assert (tmp_path / "c.raw").stat().st_size < 1000 + 100
+    # the newest rotated file continues exactly where the current one starts
+    assert b"line 0099" in (tmp_path / "c.raw").read_bytes() or b"line 0099" in (tmp_path / "c.raw.1").read_bytes()
+
+
+def test_sighup_reopens_after_logrotate(tmp_path: Path) -> None:
+    tmod.install_sighup_reopen()
+    tr = Transcript(tmp_path, "c", Redactor())
+    tr.rx(b"before\n")
+    os.rename(tmp_path / "c.log", tmp_path / "c.log.old")
+    os.kill(os.getpid(), signal.SIGHUP)
+    tr.rx(b"after\n")
+    tr.close()
+    assert "before" in (tmp_path / "c.log.old").read_text()
+    assert "after" in (tmp_path / "c.log").read_text()
+    assert "after" not in (tmp_path / "c.log.old").read_text()
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def test_sigkill_loses_no_complete_line(tmp_path: Path) -> None:
+    script = f"""
+import sys, time
+from consolebot.secrets.redact import Redactor
+from consolebot.session.transcript import Transcript
+tr = Transcript({str(tmp_path)!r}, "c", Redactor())
+for i in range(500):
+    tr.rx(b"line %d\\r\\n" % i)
+tr.record("event", kind="x")
+print("written", flush=True)
+time.sleep(60)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"written"
+    proc.kill()
+    proc.wait()
+    lines = log_lines(tmp_path / "c.log")
+    assert [t for _, t in lines] == [f"line {i}" for i in range(500)]
+    assert json.loads((tmp_path / "c.jsonl").read_text().splitlines()[-1])["kind"] == "x"
+
+
+def test_afs_folder_is_refused() -> None:
+    with pytest.raises(ConfigError, match="/afs"):
+        ensure_local_dir(Path("/afs/hcoop.net/user/x/transcripts"))
+
+
+def test_network_filesystem_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # /proc/self/mounts as it reads on a host with an NFS mount at tmp_path
+    monkeypatch.setattr("consolebot.paths._mounts", lambda: [("/", "ext4"), (str(tmp_path), "nfs4")])
+    with pytest.raises(ConfigError, match="network filesystem"):
+        ensure_local_dir(tmp_path / "t")
+
+
+def test_cli_refuses_afs_transcript_dir(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "consolebot", "demo", "--dir", "/afs/example.org/t"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "/afs" in proc.stderr
