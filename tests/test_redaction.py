@@ -21,7 +21,7 @@ SECRET = "hunter2-Xyz"
 
 def test_secret_repr_and_str_are_masked() -> None:
     s = Secret(SECRET, "deleuze/root#1")
-    for text in (repr(s), str(s), f"{s}", "%s" % s, repr([s]), repr({"k": s})):
+    for text in (repr(s), str(s), f"{s}", "%s" % s, repr([s]), repr({"k": s})):  # noqa: UP031
         assert SECRET not in text
     assert s.reveal() == SECRET
 

@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"consolebot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # Each command module adds its parsers; imports stay light (heavy ones happen in handlers).
-    from consolebot.cli import demo, lab, passwords
+    from consolebot.cli import demo, lab, passwords, probe
 
-    for module in (passwords, lab, demo):
+    for module in (demo, probe, passwords, lab):
         module.register(sub, common)
     return parser
 
