@@ -27,7 +27,7 @@ def _mask(text: str) -> int:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    lab = sub.add_parser("lab", help="the built-in simulated server", parents=[common])
+    lab = sub.add_parser("lab", help="the built-in simulated server")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND")
     serve = lab_sub.add_parser(
         "serve",
