@@ -99,3 +99,30 @@ def assert_no_secret(secret: str, *texts: str | bytes, folder: Path | None = Non
         for p in folder.rglob("*"):
             if p.is_file() and not p.name.startswith("sim-"):
                 assert needle not in p.read_bytes(), f"secret leaked into {p}"
+
+
+def cb_env(tmp: Path, inventory: Path | None = None) -> dict[str, str]:
+    """An environment for running the consolebot CLI in isolation: own state, keyring file, inventory."""
+    env = sim_env()
+    env["CONSOLEBOT_STATE_DIR"] = str(tmp / "state")
+    env["XDG_DATA_HOME"] = str(tmp / "xdg-data")
+    env["XDG_CONFIG_HOME"] = str(tmp / "xdg-config")
+    env["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
+    env["PYTHONUNBUFFERED"] = "1"
+    if inventory is not None:
+        env["CONSOLEBOT_INVENTORY"] = str(inventory)
+    return env
+
+
+def write_host(folder: Path, name: str, address: str, extra: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(
+        f'simulated = true\nconsole_hostnames = ["deleuze-sim"]\n\n[console]\ntransport = "{address.split(":")[0]}"\n'
+        f'address = "{address}"\n\n[login]\nusers = ["root"]\n{extra}'
+    )
+    return path
+
+
+def consolebot_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "consolebot", *args]

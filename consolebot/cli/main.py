@@ -32,6 +32,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON object with 'ok' as the last line")
+    common.add_argument("--inventory", metavar="DIR", default=None,
+                        help="inventory folder (else $CONSOLEBOT_INVENTORY, ./hardware, the shipped copy)")
     parser = _Parser(
         prog="consolebot",
         description="Rescue Linux servers through their out-of-band console.",
@@ -41,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"consolebot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # Each command module adds its parsers; imports stay light (heavy ones happen in handlers).
-    from consolebot.cli import demo, lab, passwords, probe
+    from consolebot.cli import capture, console, demo, hosts, lab, passwords, probe
 
-    for module in (demo, probe, passwords, lab):
+    for module in (demo, hosts, capture, console, probe, passwords, lab):
         module.register(sub, common)
     return parser
 

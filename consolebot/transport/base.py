@@ -112,6 +112,21 @@ class Transport(ABC):
             data = data[:max_bytes]
         return data
 
+    def drain_close(self, timeout_s: float = 1.0) -> bytes:
+        """Close, returning the console bytes still on their way (so a yielding capture loses none).
+
+        The default reads what is available now; stream transports override it to
+        half-close and read until the peer's end of stream.
+        """
+        chunks = []
+        try:
+            while data := self.read_available():
+                chunks.append(data)
+        except Exception:
+            pass
+        self.close()
+        return b"".join(chunks)
+
     def __enter__(self) -> Transport:
         self.open()
         return self

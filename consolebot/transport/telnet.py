@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 
 from consolebot.errors import ConsoleClosed, ConsoleUnreachable
 from consolebot.transport.base import Ability, Transport
@@ -115,6 +116,26 @@ class TelnetTransport(Transport):
 
     def _send_break(self) -> None:
         self._send_raw(bytes([255, BRK]))
+
+    def drain_close(self, timeout_s: float = 1.0) -> bytes:
+        """Half-close, then read until the server closes too: every byte it sent is ours."""
+        chunks: list[bytes] = []
+        if self._sock is None:
+            return b""
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return b""
+        end = time.monotonic() + timeout_s
+        while (remaining := end - time.monotonic()) > 0:
+            try:
+                data = self.read(65536, remaining)
+            except ConsoleClosed:
+                break
+            chunks.append(data)
+        self.close()
+        return b"".join(chunks)
 
     def close(self) -> None:
         if self._sock is not None:

@@ -1,0 +1,72 @@
+"""``consolebot capture HOST... [--for SECONDS] [--dir DIR] [--wait]``: read-only, unattended."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from consolebot.cli.output import Output
+from consolebot.errors import UsageError
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "capture",
+        parents=[common],
+        help="record consoles read-only, many at once, into transcripts",
+        description="Capture the consoles of HOSTs into DIR/HOST.{raw,log,jsonl}, read-only, in one event loop. "
+        "A writer (consolebot console, recover) gets a console through its lock; the capture marks the gap "
+        "and resumes. Lost connections are retried with backoff, each gap marked.",
+    )
+    p.add_argument("hosts", nargs="+", metavar="HOST")
+    p.add_argument("--for", dest="for_s", type=float, default=None, metavar="SECONDS",
+                   help="stop after this long (default: until SIGINT/SIGTERM)")
+    p.add_argument("--dir", default=None, help="transcript folder (default: $XDG_STATE_HOME/consolebot/transcripts)")
+    p.add_argument("--wait", action="store_true", help="keep trying when a first connection fails (else exit 4)")
+    p.set_defaults(handler=capture_cmd)
+
+
+def capture_cmd(args: argparse.Namespace, out: Output) -> int:
+    from consolebot.inventory.load import load_inventory
+    from consolebot.locks import CaptureClaim
+    from consolebot.paths import ensure_local_dir, transcript_dir
+    from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
+    from consolebot.session.transcript import Transcript, install_sighup_reopen
+    from consolebot.wiring import console_factory, known_secrets
+
+    if args.for_s is not None and args.for_s <= 0:
+        raise UsageError("--for wants a positive number of seconds")
+    inv = load_inventory(args.inventory)
+    hosts = [inv.get(name) for name in dict.fromkeys(args.hosts)]
+    factories = {h.name: console_factory(h) for h in hosts}
+    folder = ensure_local_dir(Path(args.dir) if args.dir else transcript_dir())
+    warned: list[str] = []
+
+    def warn_once(text: str) -> None:
+        if not warned:
+            out.warn(text)
+        warned.append(text)
+
+    consoles = []
+    for h in hosts:
+        known_secrets(h, out.redactor, warn_once)
+        consoles.append(
+            CapturedConsole(h.name, factories[h.name], Transcript(folder, h.name, out.redactor), CaptureClaim(h.name))
+        )
+    install_sighup_reopen()
+    loop = CaptureLoop(consoles)
+    try:
+        loop.start(args.wait)
+        out.say(f"capturing {len(consoles)} console(s) into {folder}" + (f" for {args.for_s:g} s" if args.for_s else ""))
+        try:
+            loop.run(args.for_s)
+        except KeyboardInterrupt:
+            out.say("stopping")
+        summary = loop.summary()
+    finally:
+        loop.close()
+    for name, info in summary.consoles.items():
+        out.say(f"  {name}: {info['bytes']} bytes, {info['lines']} lines, {info['gaps']} gaps")
+    out.result(True, dir=str(folder), consoles=summary.consoles)
+    return 0

@@ -1,0 +1,78 @@
+"""Inventory data objects: what a host is and how to reach it. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ConsoleSpec:
+    transport: str  # telnet socket rfc2217 serial exec ssh conserver ipmitool-sol pyghmi-sol
+    address: str  # a console address (see transport.registry); empty for IPMI SOL (from [bmc])
+    break_sequence: str | None = None
+    connect_script: str | None = None
+    script_vars: dict[str, str] = field(default_factory=dict)
+    escape: str = "~"
+
+
+@dataclass(frozen=True)
+class BmcSpec:
+    address: str
+    port: int = 623
+    interface: str = "lanplus"
+    cipher_suite: int = 17
+    cipher_fallback: int | None = 3
+    sol_user: str = ""
+    sol_secret: str = ""  # keyring reference
+    power_user: str = ""
+    power_secret: str = ""  # keyring reference
+    power_backend: str = "pyghmi"  # pyghmi | ipmitool | lab
+    guid: str = ""
+
+
+@dataclass(frozen=True)
+class LoginSpec:
+    users: tuple[str, ...] = ("root",)
+    secret_host: str = ""  # keyring host whose candidates are tried (default: the host's name)
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    method: str  # init.d | sv | systemctl
+    script: str  # init script, runit service or systemd unit
+    process: str  # process name for killall/pgrep (authdaemond, postgres, postmaster)
+    needs_afs: bool = True
+
+
+@dataclass(frozen=True)
+class SshSpec:
+    address: str
+    port: int = 22
+    user: str = "root"
+    key: str | None = None
+    connect_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    source: str  # the file it came from
+    console: ConsoleSpec
+    console_hostnames: tuple[str, ...] = ()
+    bmc: BmcSpec | None = None
+    login: LoginSpec = LoginSpec()
+    services: tuple[ServiceSpec, ...] = ()
+    checks: dict[str, str] = field(default_factory=dict)
+    ssh: SshSpec | None = None
+    rules: str | None = None
+    description: str = ""
+    simulated: bool = False
+
+    def secret_refs(self) -> list[str]:
+        """Every keyring reference this host names (for preflight and redaction)."""
+        refs = []
+        if self.bmc is not None:
+            refs += [r for r in (self.bmc.sol_secret, self.bmc.power_secret) if r]
+        return refs

@@ -1,0 +1,1 @@
+"""Runbooks: capture, and (to come) the reboot ladder and the Deleuze recovery."""

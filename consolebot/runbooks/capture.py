@@ -1,0 +1,248 @@
+"""Unattended, read-only capture of many consoles in one event loop.
+
+One ``selectors`` loop (epoll on Linux, never ``select()``) over non-blocking
+transports: no thread and no pexpect per console. Each console keeps its own
+transcript; a lost connection is marked as a gap and retried with exponential
+backoff and jitter without disturbing the others; a writer that asks for the
+console (``consolebot console``, ``recover`` ...) gets it through the lock: the
+capture drains and closes its connection, marks the gap, and reconnects when
+the writer is done. Capture never sends console data (a telnet option reply is
+protocol, not data).
+"""
+
+from __future__ import annotations
+
+import random
+import selectors
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from consolebot.errors import ConsoleBotError, ConsoleClosed, ConsoleUnreachable
+from consolebot.locks import CaptureClaim
+from consolebot.session.transcript import Transcript
+from consolebot.transport.base import Transport
+
+HOUSEKEEPING_S = 0.1  # how often lock requests, reconnects and partial lines are looked at
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+@dataclass
+class CapturedConsole:
+    """One console in the loop: its transport factory, transcript and connection state."""
+
+    name: str
+    make_transport: Callable[[], Transport]
+    transcript: Transcript
+    claim: CaptureClaim | None = None
+    on_data: list[Callable[[bytes], None]] = field(default_factory=list)
+    connect_hook: Callable[[Transport], None] | None = None  # e.g. a connect script
+    state: str = "new"  # new, connected, backoff, yielded, closed
+    transport: Transport | None = None
+    next_attempt: float = 0.0
+    backoff_s: float = BACKOFF_FIRST_S
+    gap_since: float | None = None
+    gaps: int = 0
+    connects: int = 0
+    last_error: str = ""
+    rx_bytes: int = 0
+    last_rx: float = 0.0
+
+    def record(self, data: bytes) -> None:
+        if not data:
+            return
+        self.rx_bytes += len(data)
+        self.last_rx = time.monotonic()
+        clean = self.transcript.rx(data)
+        for cb in self.on_data:
+            cb(clean)
+
+
+@dataclass
+class CaptureSummary:
+    consoles: dict[str, dict[str, object]]
+
+
+class CaptureLoop:
+    """Given consoles, capture them all until ``duration_s`` passes or ``stop()`` is called."""
+
+    def __init__(self, consoles: list[CapturedConsole], rng: random.Random | None = None) -> None:
+        self.consoles = consoles
+        self.selector = selectors.DefaultSelector()
+        self.rng = rng or random.Random()
+        self._stop = False
+        self._fd_owner: dict[int, CapturedConsole] = {}
+
+    def stop(self) -> None:
+        self._stop = True
+
+    # -- connection management -------------------------------------------------------------
+    def _connect(self, c: CapturedConsole, now: float) -> bool:
+        if c.claim is not None and not c.claim.try_take():
+            if c.state != "yielded":
+                c.state = "yielded"
+            return False
+        transport = c.make_transport()
+        try:
+            transport.open()
+            if c.connect_hook is not None:
+                c.connect_hook(transport)
+        except ConsoleBotError as exc:
+            transport.close()
+            if c.claim is not None:
+                c.claim.release()
+            c.last_error = str(exc)
+            self._schedule_retry(c, now)
+            raise
+        c.transport = transport
+        c.state = "connected"
+        c.connects += 1
+        c.backoff_s = BACKOFF_FIRST_S
+        fd = transport.fileno()
+        self.selector.register(fd, selectors.EVENT_READ, c)
+        self._fd_owner[fd] = c
+        if c.gap_since is not None:
+            c.transcript.note(
+                f"gap ended: reconnected to {transport.describe()} after {now - c.gap_since:.1f} s",
+                event="gap.end",
+                gap_s=round(now - c.gap_since, 3),
+            )
+            c.gap_since = None
+        else:
+            c.transcript.note(f"capture started on {transport.describe()} (read-only)", event="capture.start")
+        # bytes that arrived with the connection
+        self._drain(c)
+        return True
+
+    def _schedule_retry(self, c: CapturedConsole, now: float) -> None:
+        c.state = "backoff"
+        jitter = self.rng.uniform(0.75, 1.25)
+        c.next_attempt = now + c.backoff_s * jitter
+        c.backoff_s = min(BACKOFF_MAX_S, c.backoff_s * 2)
+
+    def _disconnect(self, c: CapturedConsole, reason: str, event: str) -> None:
+        t = c.transport
+        if t is not None:
+            try:
+                fd = t.fileno()
+                self.selector.unregister(fd)
+                self._fd_owner.pop(fd, None)
+            except (KeyError, ValueError, ConsoleBotError, OSError):
+                pass
+            try:
+                c.record(t.drain_close(2.0))
+            except ConsoleBotError:
+                t.close()
+        c.transport = None
+        if c.claim is not None:
+            c.claim.release()
+        c.gaps += 1
+        c.gap_since = time.monotonic()
+        c.transcript.note(f"gap: {reason}", event=event)
+
+    def _drain(self, c: CapturedConsole) -> None:
+        t = c.transport
+        if t is None:
+            return
+        try:
+            while True:
+                data = t.read_available()
+                if not data:
+                    return
+                c.record(data)
+        except ConsoleClosed as exc:
+            self._disconnect(c, f"connection lost ({exc})", "gap.start")
+            self._schedule_retry(c, time.monotonic())
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def start(self, wait: bool) -> None:
+        """Connect every console; without ``wait`` a first failure raises ``ConsoleUnreachable``."""
+        now = time.monotonic()
+        failures = []
+        for c in self.consoles:
+            try:
+                if not self._connect(c, now):
+                    c.gap_since = now
+                    c.transcript.note("capture waiting: a writer holds the console", event="gap.start")
+            except ConsoleBotError as exc:
+                failures.append((c, exc))
+        if failures and not wait:
+            self.close()
+            first = failures[0]
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            raise ConsoleUnreachable(f"{first[0].name}: {first[1]}{more}; use --wait to keep trying")
+        for c, err in failures:
+            c.gap_since = now
+            c.transcript.note(f"gap: first connection failed ({err}); retrying", event="gap.start")
+
+    def run(self, duration_s: float | None) -> CaptureSummary:
+        end = None if duration_s is None else time.monotonic() + duration_s
+        next_house = 0.0
+        while not self._stop:
+            now = time.monotonic()
+            if end is not None and now >= end:
+                break
+            timeout = HOUSEKEEPING_S if end is None else max(0.0, min(HOUSEKEEPING_S, end - now))
+            for key, _mask in self.selector.select(timeout):
+                c = key.data
+                self._drain(c)
+            now = time.monotonic()
+            if now >= next_house:
+                next_house = now + HOUSEKEEPING_S
+                self._housekeeping(now)
+        return self.summary()
+
+    def _housekeeping(self, now: float) -> None:
+        for c in self.consoles:
+            if c.state == "connected":
+                if c.claim is not None and c.claim.writer_waiting() is not None:
+                    pid = c.claim.writer_waiting()
+                    self._disconnect(c, f"yielded the console to a writer (pid {pid})", "gap.yield")
+                    c.state = "yielded"
+                c.transcript.tick()
+            elif c.state == "yielded":
+                try:
+                    self._connect(c, now)
+                except ConsoleBotError:
+                    pass
+            elif c.state == "backoff" and now >= c.next_attempt:
+                try:
+                    self._connect(c, now)
+                except ConsoleBotError:
+                    pass
+
+    def summary(self) -> CaptureSummary:
+        return CaptureSummary(
+            {
+                c.name: {
+                    "state": c.state,
+                    "bytes": c.rx_bytes,
+                    "lines": c.transcript.lines,
+                    "gaps": c.gaps,
+                    "connects": c.connects,
+                    "last_error": c.last_error,
+                    "transcript": c.transcript.paths(),
+                }
+                for c in self.consoles
+            }
+        )
+
+    def close(self) -> None:
+        for c in self.consoles:
+            if c.transport is not None:
+                try:
+                    self.selector.unregister(c.transport.fileno())
+                except (KeyError, ValueError, ConsoleBotError, OSError):
+                    pass
+                try:
+                    c.record(c.transport.drain_close(1.0))
+                except ConsoleBotError:
+                    c.transport.close()
+                c.transport = None
+            if c.claim is not None:
+                c.claim.release()
+            c.transcript.note("capture stopped", event="capture.stop")
+            c.transcript.close()
+            c.state = "closed"
+        self.selector.close()

@@ -1,0 +1,72 @@
+"""The composition root: from an inventory host to concrete transports and secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from consolebot.errors import ConfigError, SecretUnavailable
+from consolebot.inventory.model import Host
+from consolebot.secrets.redact import Redactor
+from consolebot.transport.base import Transport
+from consolebot.transport.registry import transport_for
+
+
+def console_factory(host: Host) -> Callable[[], Transport]:
+    """Given a host, return a function that makes a fresh (unopened) console transport."""
+    spec = host.console
+    if spec.transport in ("ipmitool-sol", "pyghmi-sol"):
+        raise ConfigError(
+            f"{host.source}: console.transport: {spec.transport} is not available in this version of "
+            "consolebot yet; reach the console through telnet/ssh/conserver meanwhile"
+        )
+    opts: dict[str, str] = {}
+    if spec.break_sequence:
+        opts["break_sequence"] = spec.break_sequence
+    transport_for(spec.address, **opts)  # validate now, so a bad address fails before anything starts
+
+    def make() -> Transport:
+        return transport_for(spec.address, **opts)
+
+    return make
+
+
+def find_script(name: str, inventory_folder: Path | None = None) -> Path:
+    """Find a connect script: next to the inventory, in ./expect_scripts, then the shipped copy."""
+    import importlib.resources
+
+    candidates = []
+    if inventory_folder is not None:
+        candidates.append(inventory_folder.parent / "expect_scripts" / name)
+    candidates.append(Path("expect_scripts") / name)
+    candidates.append(Path(str(importlib.resources.files("consolebot.data.expect_scripts"))) / name)
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError(f"connect script {name!r} not found in {', '.join(str(c.parent) for c in candidates)}")
+
+
+def known_secrets(host: Host, redactor: Redactor, warn: Callable[[str], None]) -> int:
+    """Register every secret the keyring holds for ``host`` with ``redactor``; return how many.
+
+    Without a usable keyring, warn once and go on (the caller redacts what it does know).
+    """
+    from consolebot.secrets.store import open_store
+
+    try:
+        store = open_store()
+        n = 0
+        for user in host.login.users:
+            for secret in store.candidates(host.login.secret_host or host.name, user):
+                redactor.add(secret.reveal())
+                n += 1
+        for ref in host.secret_refs():
+            try:
+                redactor.add(store.resolve_ref(ref).reveal())
+                n += 1
+            except SecretUnavailable:
+                pass
+        return n
+    except SecretUnavailable as exc:
+        warn(f"{host.name}: {exc}; redacting only the secrets consolebot sends itself")
+        return 0
