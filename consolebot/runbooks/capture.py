@@ -72,6 +72,7 @@ class CaptureLoop:
         self.selector = selectors.DefaultSelector()
         self.rng = rng or random.Random()
         self._stop = False
+        self._closed = False
         self._fd_owner: dict[int, CapturedConsole] = {}
 
     def stop(self) -> None:
@@ -229,6 +230,10 @@ class CaptureLoop:
         )
 
     def close(self) -> None:
+        """Close every connection and transcript (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         for c in self.consoles:
             if c.transport is not None:
                 try:

@@ -1,0 +1,203 @@
+"""Capture against the simulator: files, SIGKILL safety, yielding to a writer, two writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from consolebot.session.transcript import unescape_text
+from tests.conftest import (
+    LAB_PASSWORD,
+    Sim,
+    assert_no_secret,
+    cb_env,
+    consolebot_cmd,
+    start_sim,
+    stop_proc,
+    write_host,
+)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Sim, dict[str, str], Path]]:
+    sim = start_sim(tmp_path)
+    inv = tmp_path / "inv"
+    write_host(inv, "lab-deleuze", f"telnet://127.0.0.1:{sim.ports['telnet']}")
+    try:
+        yield sim, cb_env(tmp_path, inv), tmp_path / "cap"
+    finally:
+        stop_proc(sim.proc)
+
+
+def wait_for_text(path: Path, text: str, timeout_s: float = 30) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.05)  # polling another process's file: there is no event to await
+    raise AssertionError(f"{text!r} not in {path} within {timeout_s} s")
+
+
+def sim_acts(sim: Sim) -> list[dict[str, object]]:
+    return sim.acts()
+
+
+def sent_between(sim: Sim, start: float, end: float) -> bytes:
+    out = bytearray()
+    for line in sim.send_log.read_text().splitlines():
+        obj = json.loads(line)
+        if start <= obj["t"] <= end:
+            out += obj["text"].encode("latin-1")
+    return bytes(out)
+
+
+def test_capture_writes_three_files_for_the_time_asked(site: tuple[Sim, dict[str, str], Path]) -> None:
+    sim, env, cap = site
+    proc = subprocess.run(consolebot_cmd("capture", "lab-deleuze", "--for", "3", "--dir", str(cap), "--json"),
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["ok"] and result["consoles"]["lab-deleuze"]["gaps"] == 0
+    raw = (cap / "lab-deleuze.raw").read_bytes()
+    assert raw == sim.sent_bytes()  # byte for byte what the simulator sent
+    assert "deleuze-sim login: " in (cap / "lab-deleuze.log").read_text()
+    events = [json.loads(x) for x in (cap / "lab-deleuze.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "capture.start" and events[-1]["event"] == "capture.stop"
+    # read-only: the simulator received no console data at all
+    assert not [a for a in sim.acts() if a["act"] in ("line", "break", "sysrq")]
+
+
+def test_sigkill_during_a_pause_keeps_every_line_sent(site: tuple[Sim, dict[str, str], Path]) -> None:
+    sim, env, cap = site
+    proc = subprocess.Popen(consolebot_cmd("capture", "lab-deleuze", "--dir", str(cap)), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_text(cap / "lab-deleuze.log", "deleuze-sim login: ")  # the boot is over: output pauses
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    sent = sim.sent_bytes()
+    raw = (cap / "lab-deleuze.raw").read_bytes()
+    assert raw == sent
+    logged = [unescape_text(line.split(" ", 2)[2]) for line in (cap / "lab-deleuze.log").read_text().splitlines()
+              if line.split(" ", 2)[1] == "|"]
+    # every complete line the simulator sent is in the text log, in order (the prompt is still partial)
+    *complete, partial = re.split(rb"\r\r\n|\r\n|\n|\r", sent)
+    assert logged == complete and partial == b"deleuze-sim login: "
+
+
+def test_two_writers_second_exits_5_naming_the_first(site: tuple[Sim, dict[str, str], Path]) -> None:
+    sim, env, cap = site
+    first = pexpect.spawn(consolebot_cmd("console", "lab-deleuze", "--dir", str(cap))[0],
+                          consolebot_cmd("console", "lab-deleuze", "--dir", str(cap))[1:], env=env, timeout=30)
+    try:
+        first.expect_exact("[consolebot: attached")
+        second = subprocess.run(consolebot_cmd("console", "lab-deleuze", "--json"), capture_output=True, text=True,
+                                env=env, timeout=60, stdin=subprocess.DEVNULL)
+        assert second.returncode == 5
+        assert "consolebot console" in second.stderr and f"pid {first.pid}" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        first.send("\r~.")
+        first.expect(pexpect.EOF)
+        first.close()
+    assert first.exitstatus == 0
+
+
+def test_console_driven_and_capture_yields_and_resumes(site: tuple[Sim, dict[str, str], Path]) -> None:
+    sim, env, cap = site
+    capture = subprocess.Popen(consolebot_cmd("capture", "lab-deleuze", "--dir", str(cap), "--json"), env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_text(cap / "lab-deleuze.log", "deleuze-sim login: ")
+        argv = consolebot_cmd("console", "lab-deleuze", "--dir", str(cap / "console"))
+        con = pexpect.spawn(argv[0], argv[1:], env=env, timeout=30)
+        con.expect_exact("[consolebot: attached")
+        wait_for_text(cap / "lab-deleuze.log", "gap: yielded the console")
+        con.send("root\r")
+        con.expect_exact("Password: ")
+        con.send(LAB_PASSWORD + "\r")
+        con.expect_exact("root@deleuze-sim:~# ")
+        con.send("echo typed-by-a-person\r")
+        con.expect_exact("typed-by-a-person\r\n")
+        con.send("exit\r")
+        con.expect_exact("login: ")
+        con.send("~B")  # at the start of a line: a BREAK, then the SysRq key
+        con.expect_exact("[consolebot: BREAK sent]")
+        con.send("h")
+        con.expect_exact("sysrq: HELP")
+        con.send("\r~.")
+        con.expect(pexpect.EOF)
+        con.close()
+        assert con.exitstatus == 0
+        wait_for_text(cap / "lab-deleuze.log", "gap ended: reconnected")
+    finally:
+        capture.send_signal(signal.SIGINT)
+        out, err = capture.communicate(timeout=30)
+    assert capture.returncode == 0, err
+    acts = sim.acts()
+    conns = [a for a in acts if a["act"] in ("connect", "disconnect")]
+    # capture connect, capture disconnect (yield), console connect, console disconnect, capture connect ...
+    assert [a["act"] for a in conns[:5]] == ["connect", "disconnect", "connect", "disconnect", "connect"]
+    assert any(a["act"] == "break" for a in acts)
+    assert any(a["act"] == "sysrq" and a.get("key") == "h" for a in acts)
+    t0, t1, t4 = float(conns[0]["t"]), float(conns[1]["t"]), float(conns[4]["t"])  # type: ignore[arg-type]
+    t5 = float(conns[5]["t"]) if len(conns) > 5 else time.time()  # type: ignore[arg-type]
+    raw = (cap / "lab-deleuze.raw").read_bytes()
+    # nothing the simulator sent while the capture held the console is lost, in order
+    assert raw == sent_between(sim, t0, t1) + sent_between(sim, t4, t5)
+    log = (cap / "lab-deleuze.log").read_text()
+    assert log.index("gap: yielded") < log.index("gap ended: reconnected")
+    assert_no_secret(LAB_PASSWORD, out, err, folder=cap)
+    assert os.path.exists(cap / "console" / "lab-deleuze.raw")
+
+
+def test_first_connection_refused_exits_4_unless_wait(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    inv = tmp_path / "inv"
+    write_host(inv, "lab-deleuze", f"telnet://127.0.0.1:{port}")
+    env = cb_env(tmp_path, inv)
+    proc = subprocess.run(consolebot_cmd("capture", "lab-deleuze", "--for", "2", "--dir", str(tmp_path / "c")),
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 4
+    assert "connection refused" in proc.stderr and "--wait" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    # with --wait it keeps trying, and picks the console up once it exists, gap marked
+    cap = tmp_path / "w"
+    waiting = subprocess.Popen(consolebot_cmd("capture", "lab-deleuze", "--wait", "--dir", str(cap)), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_text(cap / "lab-deleuze.log", "first connection failed")
+        sim = start_sim(tmp_path, "--port", str(port))
+        try:
+            wait_for_text(cap / "lab-deleuze.log", "deleuze-sim login: ")
+        finally:
+            stop_proc(sim.proc)
+        wait_for_text(cap / "lab-deleuze.log", "gap: connection lost")
+    finally:
+        waiting.send_signal(signal.SIGINT)
+        waiting.communicate(timeout=30)
+    log = (cap / "lab-deleuze.log").read_text()
+    assert log.index("first connection failed") < log.index("gap ended: reconnected") < log.index("login: ")
+
+
+def test_capture_without_keyring_warns_once_and_goes_on(site: tuple[Sim, dict[str, str], Path]) -> None:
+    sim, env, cap = site
+    env = dict(env, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+    proc = subprocess.run(consolebot_cmd("capture", "lab-deleuze", "--for", "2", "--dir", str(cap)),
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0
+    warnings = [x for x in proc.stderr.splitlines() if "warning" in x]
+    assert len(warnings) == 1 and "keyring" in warnings[0]
+    assert (cap / "lab-deleuze.raw").read_bytes() == sim.sent_bytes()
