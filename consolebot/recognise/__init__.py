@@ -1,0 +1,1 @@
+"""Recognisers: pure functions of console bytes. Bytes in, in any chunking; events out."""

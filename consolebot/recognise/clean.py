@@ -1,0 +1,34 @@
+"""Turn one raw console line into text a person would read: no escapes, backspaces applied."""
+
+from __future__ import annotations
+
+import re
+
+# CSI (incl. bracketed paste ESC[200~ / ESC[201~ and ESC[6n), OSC, two-byte escapes (ESC 7, ESC 8, ESC =, ESC c)
+_ANSI = re.compile(
+    rb"\x1b\[[0-?]*[ -/]*[@-~]"
+    rb"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    rb"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
+    rb"|\x1b[()][0-9A-Za-z]"
+    rb"|\x1b[@-Z\\-_0-9=<>]"
+    rb"|\x1b$"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_line(raw: bytes) -> str:
+    """Given a line's bytes (no line end), return its readable text. Never raises."""
+    data = _ANSI.sub(b"", raw) if b"\x1b" in raw else raw
+    text = data.decode("utf-8", "replace")
+    if "\x08" in text or "\x7f" in text:
+        out: list[str] = []
+        for ch in text:
+            if ch in "\x08\x7f":
+                if out:
+                    out.pop()
+            else:
+                out.append(ch)
+        text = "".join(out)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
+    return text

@@ -1,0 +1,70 @@
+"""Every .expected event, mapped to a consolebot kind, is recognised in order at its substring."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from consolebot.recognise.classifier import classify_all
+from consolebot.recognise.events import KINDS
+
+FIX = Path(__file__).parent / "fixtures"
+ALLOWED_UNMAPPED = {"SOL_BANNER", "CONSOLE_SERVER_BANNER", "CONSOLE_SERVER_BREAK", "SOL_BREAK_SENT", "KERNEL_CMDLINE",
+                    "RUNLEVEL", "MOTD", "FANCY_INFO", "SHUTDOWN_BEGIN", "SHUTDOWN_FINAL", "KERNEL_PANIC_END"}
+MAP: dict[str, str] = tomllib.loads((FIX / "expected_kinds.toml").read_text())["map"]
+PAIRS = sorted(p.stem for p in (FIX / "transcripts").glob("*.expected"))
+
+
+def unescape(s: str) -> str:
+    return re.sub(r"\\(x[0-9a-fA-F]{2}|r|n|t|\\)",
+                  lambda m: {"r": "\r", "n": "\n", "t": "\t", "\\": "\\"}.get(m.group(1)) or chr(int(m.group(1)[1:], 16)), s)
+
+
+def expected(name: str) -> list[tuple[str, str]]:
+    rows = []
+    for line in (FIX / "transcripts" / f"{name}.expected").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        rows.append((parts[1], unescape(parts[2])))
+    return rows
+
+
+def line_of(text: str, pos: int) -> int:
+    """1-based line number of ``pos``: CR LF, CR CR LF, LF and a bare CR (run) each end a line."""
+    return len(re.findall(r"\r+\n?|\n", text[:pos])) + 1
+
+
+def test_map_is_complete_and_uses_known_kinds() -> None:
+    names = {n for p in PAIRS for n, _ in expected(p)}
+    assert names <= set(MAP), f"unmapped: {names - set(MAP)}"
+    unmapped = {n for n, k in MAP.items() if not k}
+    assert unmapped <= ALLOWED_UNMAPPED
+    assert all(k in KINDS for k in MAP.values() if k)
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_expected_events_in_order_at_their_substrings(name: str) -> None:
+    data = (FIX / "transcripts" / f"{name}.log").read_bytes()
+    text = data.decode("latin-1")
+    events = classify_all(data)
+    pos = 0
+    last_event = -1
+    for ev_name, sub in expected(name):
+        found = text.find(sub, pos)
+        assert found >= 0, f"{name}: substring of {ev_name} not found after {pos}: {sub!r}"
+        pos = found + 1
+        kind = MAP[ev_name]
+        if not kind:
+            continue
+        line = line_of(text, found)
+        matches = [i for i, e in enumerate(events) if e.kind == kind and e.line == line and i > last_event]
+        if not matches:
+            # an event earlier on the same line as the previous one (two events, one line) is fine too
+            matches = [i for i, e in enumerate(events) if e.kind == kind and e.line == line]
+        assert matches, f"{name}: no {kind} ({ev_name}) at line {line}: {sub!r}; got " + \
+            repr([(e.kind, e.line) for e in events if abs(e.line - line) <= 1])
+        last_event = max(last_event, matches[0])
