@@ -133,6 +133,7 @@ class Transcript:
         self._pending_cr = False
         self._partial_written = False
         self._last_rx = 0.0
+        self._last_rx_wall = time.time()
         self._gen = _REOPEN_GENERATION
         self.lines = 0  # complete lines so far (raw line numbering, bare CR counts)
         self.rx_bytes = 0
@@ -191,6 +192,7 @@ class Transcript:
         self._check_reopen()
         now = time.time() if now is None else now
         self._last_rx = time.monotonic()
+        self._last_rx_wall = now
         clean = self._stream.feed(data)
         if clean:
             self._raw.write(clean)
@@ -232,7 +234,7 @@ class Transcript:
     def tick(self) -> None:
         """Call now and then: writes a partial line after ``partial_flush_s`` of quiet."""
         if self._line and not self._partial_written and time.monotonic() - self._last_rx >= self.partial_flush_s:
-            self._log.write(utc_iso().encode() + b" < " + escape_text(bytes(self._line)).encode() + b"\n")
+            self._log.write(utc_iso(self._last_rx_wall).encode() + b" < " + escape_text(bytes(self._line)).encode() + b"\n")
             self._line.clear()
             self._partial_written = True
 
@@ -262,7 +264,7 @@ class Transcript:
             self._raw.write(tail)
             self._line += tail
         if self._line:
-            self._log.write(utc_iso().encode() + b" < " + escape_text(bytes(self._line)).encode() + b"\n")
+            self._log.write(utc_iso(self._last_rx_wall).encode() + b" < " + escape_text(bytes(self._line)).encode() + b"\n")
             self._line.clear()
         self._close_files()
 

@@ -1,0 +1,148 @@
+"""The boot timeline: a state machine over events, split into boots.
+
+Phases: unknown (the stream began mid-boot), down, firmware, kernel, init, afs, salvaging, services, login-ready;
+panicked; hung (silent past a deadline, live only). A new boot starts at the
+first firmware, boot-loader or kernel-banner line after the previous boot got
+past its kernel start, or after a restart (``reboot: Restarting system``, SysRq
+``Resetting``); a quiet kernel that prints no banner starts one at ``init.start``
+after a restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from consolebot.recognise.events import SEVERITY_RANK, Event
+
+PHASES = ("unknown", "down", "firmware", "kernel", "init", "afs", "salvaging", "services", "login-ready", "panicked", "hung")
+
+
+@dataclass
+class Boot:
+    index: int
+    start_line: int
+    phase: str = "unknown"  # a boot whose start was not seen (the stream began mid-run)
+    kernel: str = ""
+    before_salvage: str = ""
+    phases: list[tuple[str, int]] = field(default_factory=list)  # (phase, line) in order
+    counts: dict[str, int] = field(default_factory=dict)
+    worst_severity: str = "info"
+    failed_services: list[str] = field(default_factory=list)
+    salvage: str = ""  # "", "running", "done"
+    end_line: int | None = None
+    ended_by: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "phase": self.phase,
+            "kernel": self.kernel,
+            "phases": [{"phase": p, "line": n} for p, n in self.phases],
+            "events": dict(sorted(self.counts.items())),
+            "worst_severity": self.worst_severity,
+            "failed_services": self.failed_services,
+            "salvage": self.salvage,
+            "ended_by": self.ended_by,
+            "healthy": self.phase == "login-ready" and SEVERITY_RANK[self.worst_severity] < SEVERITY_RANK["warning"],
+        }
+
+
+class Timeline:
+    """Given events in order, keep the boots and the current phase."""
+
+    def __init__(self) -> None:
+        self.boots: list[Boot] = []
+        self._restarting = False
+
+    @property
+    def current(self) -> Boot | None:
+        return self.boots[-1] if self.boots else None
+
+    @property
+    def phase(self) -> str:
+        return self.current.phase if self.current else "down"
+
+    def _new_boot(self, line: int) -> Boot:
+        cur = self.current
+        if cur is not None and cur.end_line is None:
+            cur.end_line = line - 1
+            cur.ended_by = cur.ended_by or "a new boot"
+        boot = Boot(len(self.boots) + 1, line)
+        self.boots.append(boot)
+        self._restarting = False
+        return boot
+
+    def _set(self, boot: Boot, phase: str, line: int) -> str | None:
+        if boot.phase == phase:
+            return None
+        boot.phase = phase
+        boot.phases.append((phase, line))
+        return phase
+
+    def feed(self, ev: Event) -> str | None:
+        """Take one event; return the new phase when it changed."""
+        cur = self.current
+        k = ev.kind
+        fresh = cur is not None and cur.phase == "unknown" and not cur.phases  # nothing seen yet: reuse it
+        past_kernel = cur is not None and cur.phase not in ("unknown", "down", "firmware")
+        if k in ("boot.firmware", "boot.loader", "boot.start") and not (fresh and not self._restarting):
+            if cur is None or self._restarting or cur.end_line is not None or (past_kernel and cur.phase != "kernel") or (
+                k == "boot.start" and past_kernel
+            ):
+                cur = self._new_boot(ev.line)
+        elif k == "init.start" and (cur is None or self._restarting):
+            cur = self._new_boot(ev.line)
+        if cur is None:
+            cur = self._new_boot(ev.line)
+        cur.counts[k] = cur.counts.get(k, 0) + 1
+        if SEVERITY_RANK.get(ev.severity, 0) > SEVERITY_RANK[cur.worst_severity]:
+            cur.worst_severity = ev.severity
+        changed: str | None = None
+        if k in ("boot.firmware", "boot.loader"):
+            changed = self._set(cur, "firmware", ev.line)
+        elif k == "boot.start":
+            cur.kernel = ev.fields.get("kernel", "")
+            changed = self._set(cur, "kernel", ev.line)
+        elif k == "init.start":
+            changed = self._set(cur, "init", ev.line)
+        elif k == "afs.start" and cur.phase not in ("salvaging",):
+            changed = self._set(cur, "afs", ev.line)
+        elif k in ("afs.salvage.start", "afs.salvage.progress"):
+            if cur.salvage != "done" or k == "afs.salvage.start":
+                cur.salvage = "running"
+                if cur.phase != "salvaging":
+                    cur.before_salvage = cur.phase
+                changed = self._set(cur, "salvaging", ev.line)
+        elif k == "afs.salvage.done":
+            cur.salvage = "done"
+            if cur.phase == "salvaging":
+                back = cur.before_salvage if cur.before_salvage not in ("", "unknown") else "afs"
+                changed = self._set(cur, back, ev.line)
+        elif k in ("service.ok", "service.fail") and cur.phase in ("init", "afs", "kernel"):
+            changed = self._set(cur, "services", ev.line)
+        elif k == "login.prompt" and cur.phase not in ("panicked",):
+            changed = self._set(cur, "login-ready", ev.line)
+        elif k == "kernel.panic":
+            changed = self._set(cur, "panicked", ev.line)
+        elif k == "kernel.restart" or (k == "sysrq.ack" and ev.fields.get("action", "").startswith(("Resetting", "Power Off"))):
+            cur.end_line = ev.line
+            cur.ended_by = ev.fields.get("action", k)
+            self._restarting = True
+            changed = self._set(cur, "down", ev.line)
+        elif k == "console.silent" and cur.phase not in ("login-ready", "down"):
+            changed = self._set(cur, "hung", ev.line)
+        if k == "service.fail":
+            svc = ev.fields.get("service")
+            if svc and svc not in cur.failed_services:
+                cur.failed_services.append(svc)
+        return changed
+
+    def summary(self) -> dict[str, Any]:
+        worst = "info"
+        for b in self.boots:
+            if SEVERITY_RANK[b.worst_severity] > SEVERITY_RANK[worst]:
+                worst = b.worst_severity
+        return {"boots": [b.to_json() for b in self.boots], "worst_severity": worst, "phase": self.phase}
