@@ -7,6 +7,7 @@ from pathlib import Path
 
 from consolebot.errors import ConfigError, SecretUnavailable
 from consolebot.inventory.model import Host
+from consolebot.recognise.rules import Rule
 from consolebot.secrets.redact import Redactor
 from consolebot.transport.base import Transport
 from consolebot.transport.registry import transport_for
@@ -70,3 +71,20 @@ def known_secrets(host: Host, redactor: Redactor, warn: Callable[[str], None]) -
     except SecretUnavailable as exc:
         warn(f"{host.name}: {exc}; redacting only the secrets consolebot sends itself")
         return 0
+
+
+def host_rules(host: Host, extra: str | None = None) -> tuple[list[Rule], dict[str, str]]:
+    """The built-in rules plus the site's (``--rules``) and the host's (``rules`` in its inventory entry)."""
+    from consolebot.recognise.rules import builtin_rules, load_site_rules
+
+    rules: list[Rule] = []
+    severities: dict[str, str] = {}
+    for name in (extra, host.rules):
+        if name:
+            path = Path(name)
+            if not path.is_absolute() and not path.exists():
+                path = Path(host.source).parent / name
+            more, sev = load_site_rules(path)
+            rules += more
+            severities.update(sev)
+    return rules + builtin_rules(), severities

@@ -70,8 +70,14 @@ def test_capture_writes_three_files_for_the_time_asked(site: tuple[Sim, dict[str
     raw = (cap / "lab-deleuze.raw").read_bytes()
     assert raw == sim.sent_bytes()  # byte for byte what the simulator sent
     assert "deleuze-sim login: " in (cap / "lab-deleuze.log").read_text()
-    events = [json.loads(x) for x in (cap / "lab-deleuze.jsonl").read_text().splitlines()]
-    assert events[0]["event"] == "capture.start" and events[-1]["event"] == "capture.stop"
+    records = [json.loads(x) for x in (cap / "lab-deleuze.jsonl").read_text().splitlines()]
+    assert records[0]["what"] == "capture.start" and records[-1]["what"] == "capture.stop"
+    # the recogniser's events are in the JSON lines, with raw transcript line numbers
+    events = {r["kind"]: r for r in records if r["type"] == "event"}
+    assert events["boot.start"]["fields"]["kernel"] == "6.1.0-18-amd64"
+    raw_lines = re.split(rb"\r+\n?|\n", raw)
+    assert raw_lines[events["login.prompt"]["line"] - 1] == b"deleuze-sim login: "
+    assert result["consoles"]["lab-deleuze"]["phase"] == "login-ready"
     # read-only: the simulator received no console data at all
     assert not [a for a in sim.acts() if a["act"] in ("line", "break", "sysrq")]
 

@@ -24,6 +24,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="stop after this long (default: until SIGINT/SIGTERM)")
     p.add_argument("--dir", default=None, help="transcript folder (default: $XDG_STATE_HOME/consolebot/transcripts)")
     p.add_argument("--wait", action="store_true", help="keep trying when a first connection fails (else exit 4)")
+    p.add_argument("--rules", default=None, help="a site rules TOML file, added to each host's own")
     p.set_defaults(handler=capture_cmd)
 
 
@@ -33,7 +34,9 @@ def capture_cmd(args: argparse.Namespace, out: Output) -> int:
     from consolebot.paths import ensure_local_dir, transcript_dir
     from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
     from consolebot.session.transcript import Transcript, install_sighup_reopen
-    from consolebot.wiring import console_factory, known_secrets
+    from consolebot.recognise.classifier import Classifier
+    from consolebot.recognise.timeline import Timeline
+    from consolebot.wiring import console_factory, host_rules, known_secrets
 
     if args.for_s is not None and args.for_s <= 0:
         raise UsageError("--for wants a positive number of seconds")
@@ -51,8 +54,16 @@ def capture_cmd(args: argparse.Namespace, out: Output) -> int:
     consoles = []
     for h in hosts:
         known_secrets(h, out.redactor, warn_once)
+        rules, severities = host_rules(h, args.rules)
         consoles.append(
-            CapturedConsole(h.name, factories[h.name], Transcript(folder, h.name, out.redactor), CaptureClaim(h.name))
+            CapturedConsole(
+                h.name,
+                factories[h.name],
+                Transcript(folder, h.name, out.redactor),
+                CaptureClaim(h.name),
+                classifier=Classifier(rules, severities),
+                timeline=Timeline(),
+            )
         )
     install_sighup_reopen()
     loop = CaptureLoop(consoles)
@@ -67,6 +78,7 @@ def capture_cmd(args: argparse.Namespace, out: Output) -> int:
     finally:
         loop.close()
     for name, info in summary.consoles.items():
-        out.say(f"  {name}: {info['bytes']} bytes, {info['lines']} lines, {info['gaps']} gaps")
+        out.say(f"  {name}: {info['bytes']} bytes, {info['lines']} lines, {info['events']} events, "
+                f"{info['gaps']} gaps, phase {info['phase']}")
     out.result(True, dir=str(folder), consoles=summary.consoles)
     return 0

@@ -43,11 +43,11 @@ def console_cmd(args: argparse.Namespace, out: Output) -> int:
         transport = make()
         transport.open()
         transcript = Transcript(folder, host.name, out.redactor)
-        transcript.note(f"interactive console attached to {transport.describe()}", event="console.attach")
+        transcript.note(f"interactive console attached to {transport.describe()}", what="console.attach")
         try:
             reason = interact(transport, transcript, sys.stdin.fileno(), sys.stdout.fileno())
         finally:
-            transcript.note("interactive console detached", event="console.detach")
+            transcript.note("interactive console detached", what="console.detach")
             transport.close()
             transcript.close()
     out.say(f"\r\nconsolebot: {reason}; console of {host.name} released")

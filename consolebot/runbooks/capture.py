@@ -20,10 +20,14 @@ from dataclasses import dataclass, field
 
 from consolebot.errors import ConsoleBotError, ConsoleClosed, ConsoleUnreachable
 from consolebot.locks import CaptureClaim
+from consolebot.recognise.classifier import Classifier
+from consolebot.recognise.events import Event
+from consolebot.recognise.timeline import Timeline
 from consolebot.session.transcript import Transcript
 from consolebot.transport.base import Transport
 
 HOUSEKEEPING_S = 0.1  # how often lock requests, reconnects and partial lines are looked at
+IDLE_S = 0.3  # quiet this long: an unfinished line (a prompt) is classified
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 
@@ -48,6 +52,11 @@ class CapturedConsole:
     last_error: str = ""
     rx_bytes: int = 0
     last_rx: float = 0.0
+    classifier: Classifier | None = None
+    timeline: Timeline | None = None
+    on_event: list[Callable[[CapturedConsole, Event], None]] = field(default_factory=list)
+    events: int = 0
+    _idle_done: bool = True
 
     def record(self, data: bytes) -> None:
         if not data:
@@ -57,6 +66,24 @@ class CapturedConsole:
         clean = self.transcript.rx(data)
         for cb in self.on_data:
             cb(clean)
+        if self.classifier is not None and clean:
+            self._idle_done = False
+            self._events(self.classifier.feed(clean))
+
+    def idle(self) -> None:
+        """The console went quiet: let the classifier look at an unfinished line (a prompt)."""
+        if self.classifier is not None and not self._idle_done:
+            self._idle_done = True
+            self._events(self.classifier.idle())
+
+    def _events(self, events: list[Event]) -> None:
+        for ev in events:
+            self.events += 1
+            if self.timeline is not None:
+                self.timeline.feed(ev)
+            self.transcript.record("event", **ev.to_json())
+            for cb in self.on_event:
+                cb(self, ev)
 
 
 @dataclass
@@ -106,12 +133,12 @@ class CaptureLoop:
         if c.gap_since is not None:
             c.transcript.note(
                 f"gap ended: reconnected to {transport.describe()} after {now - c.gap_since:.1f} s",
-                event="gap.end",
+                what="gap.end",
                 gap_s=round(now - c.gap_since, 3),
             )
             c.gap_since = None
         else:
-            c.transcript.note(f"capture started on {transport.describe()} (read-only)", event="capture.start")
+            c.transcript.note(f"capture started on {transport.describe()} (read-only)", what="capture.start")
         # bytes that arrived with the connection
         self._drain(c)
         return True
@@ -165,7 +192,7 @@ class CaptureLoop:
             try:
                 if not self._connect(c, now):
                     c.gap_since = now
-                    c.transcript.note("capture waiting: a writer holds the console", event="gap.start")
+                    c.transcript.note("capture waiting: a writer holds the console", what="gap.start")
             except ConsoleBotError as exc:
                 failures.append((c, exc))
         if failures and not wait:
@@ -175,7 +202,7 @@ class CaptureLoop:
             raise ConsoleUnreachable(f"{first[0].name}: {first[1]}{more}; use --wait to keep trying")
         for c, err in failures:
             c.gap_since = now
-            c.transcript.note(f"gap: first connection failed ({err}); retrying", event="gap.start")
+            c.transcript.note(f"gap: first connection failed ({err}); retrying", what="gap.start")
 
     def run(self, duration_s: float | None) -> CaptureSummary:
         end = None if duration_s is None else time.monotonic() + duration_s
@@ -202,6 +229,8 @@ class CaptureLoop:
                     self._disconnect(c, f"yielded the console to a writer (pid {pid})", "gap.yield")
                     c.state = "yielded"
                 c.transcript.tick()
+                if now - c.last_rx >= IDLE_S:
+                    c.idle()
             elif c.state == "yielded":
                 try:
                     self._connect(c, now)
@@ -221,6 +250,8 @@ class CaptureLoop:
                     "bytes": c.rx_bytes,
                     "lines": c.transcript.lines,
                     "gaps": c.gaps,
+                    "events": c.events,
+                    "phase": c.timeline.phase if c.timeline is not None else None,
                     "connects": c.connects,
                     "last_error": c.last_error,
                     "transcript": c.transcript.paths(),
@@ -247,7 +278,7 @@ class CaptureLoop:
                 c.transport = None
             if c.claim is not None:
                 c.claim.release()
-            c.transcript.note("capture stopped", event="capture.stop")
+            c.transcript.note("capture stopped", what="capture.stop")
             c.transcript.close()
             c.state = "closed"
         self.selector.close()
