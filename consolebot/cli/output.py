@@ -42,12 +42,18 @@ class Output:
     def error(self, text: str) -> None:
         print("consolebot: error: " + self._clean(text), file=self.stderr, flush=True)
 
-    def emit(self, obj: dict[str, Any]) -> None:
+    def emit(self, obj: dict[str, Any], flush: bool = True) -> None:
         """One JSON object on its own line (used by commands that stream objects)."""
         line = json.dumps(obj, sort_keys=False, default=str)
-        print(self._clean(line), file=self.stdout, flush=True)
+        if self.redactor.secrets:
+            line = self._clean(line)
+        self.stdout.write(line + "\n")
+        if flush:
+            self.stdout.flush()
 
     def result(self, ok: bool, **evidence: Any) -> None:
         """The command's result: the last line in JSON mode, nothing more otherwise."""
         if self.json_mode:
             self.emit({"ok": ok, **evidence})
+        else:
+            self.stdout.flush()

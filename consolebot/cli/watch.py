@@ -65,12 +65,16 @@ def watch_cmd(args: argparse.Namespace, out: Output) -> int:
             if out.json_mode:
                 obj = ev.to_json()
                 obj["phase"] = phase_now
-                out.emit({"event": obj})
+                out.emit({"event": obj}, flush=args.follow)
             else:
                 when = (ev.time or "").replace("T", " ")[:23] or "-"
                 fields = " ".join(f"{k}={v}" for k, v in ev.fields.items() if v)
                 mark = "*" if changed else " "
-                out.say(f"{when:23} {mark}{phase_now:12} {ev.kind:24} line {ev.line:<6} {fields}".rstrip())
+                line = f"{when:23} {mark}{phase_now:12} {ev.kind:24} line {ev.line:<6} {fields}".rstrip()
+                if args.follow:
+                    out.say(line)
+                else:
+                    out.stdout.write(line + "\n")
 
     def on_quiet(seconds: float) -> None:
         show(watcher.idle())

@@ -5,15 +5,21 @@ from __future__ import annotations
 import re
 
 # CSI (incl. bracketed paste ESC[200~ / ESC[201~ and ESC[6n), OSC, two-byte escapes (ESC 7, ESC 8, ESC =, ESC c)
+# No sequence spans a CR or LF, so a whole block of lines can be cleaned at once without moving line ends.
 _ANSI = re.compile(
     rb"\x1b\[[0-?]*[ -/]*[@-~]"
-    rb"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    rb"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
+    rb"|\x1b\][^\x07\x1b\r\n]*(?:\x07|\x1b\\)?"
+    rb"|\x1b[PX^_][^\x1b\r\n]*(?:\x1b\\)?"
     rb"|\x1b[()][0-9A-Za-z]"
     rb"|\x1b[@-Z\\-_0-9=<>]"
     rb"|\x1b$"
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def strip_escapes(raw: bytes) -> bytes:
+    """Remove ANSI/VT100 escape sequences (line ends stay where they are)."""
+    return _ANSI.sub(b"", raw) if b"\x1b" in raw else raw
 
 
 def clean_line(raw: bytes) -> str:
