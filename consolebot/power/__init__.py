@@ -1,0 +1,1 @@
+"""Power control: the BMC side (status, on, off, reset, cycle, diag) and the identity it reports."""
