@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from consolebot.errors import ConfigError, SecretUnavailable
 from consolebot.inventory.model import Host
@@ -11,6 +12,10 @@ from consolebot.recognise.rules import Rule
 from consolebot.secrets.redact import Redactor
 from consolebot.transport.base import Transport
 from consolebot.transport.registry import transport_for
+
+if TYPE_CHECKING:
+    from consolebot.actions.console import Console
+    from consolebot.power.base import PowerBackend
 
 
 def console_factory(host: Host) -> Callable[[], Transport]:
@@ -88,3 +93,71 @@ def host_rules(host: Host, extra: str | None = None) -> tuple[list[Rule], dict[s
             rules += more
             severities.update(sev)
     return rules + builtin_rules(), severities
+
+
+def power_backend(host: Host) -> PowerBackend | None:
+    """The host's power backend, or None when the inventory names no BMC."""
+    if host.bmc is None:
+        return None
+    kind = host.bmc.power_backend
+    if kind == "lab":
+        from consolebot.power.lab_bmc import LabBmc
+
+        return LabBmc(host.bmc.address, host.bmc.port)
+    raise ConfigError(
+        f"{host.source}: bmc.power_backend: {kind} is not available in this version of consolebot yet"
+    )
+
+
+class AttachedConsole:
+    """A writer's console: the lock, the transport (after its connect script), session, transcript, recogniser."""
+
+    def __init__(self, host: Host, command: str, redactor: Redactor, folder: Path,
+                 inventory_folder: Path | None = None, yield_timeout_s: float = 15.0) -> None:
+        self.host = host
+        self.command = command
+        self.redactor = redactor
+        self.folder = folder
+        self.inventory_folder = inventory_folder
+        self.yield_timeout_s = yield_timeout_s
+        self.console: Console | None = None
+
+    def __enter__(self) -> Console:
+        from consolebot.actions.console import Console
+        from consolebot.locks import ConsoleWriter
+        from consolebot.session.session import Session
+        from consolebot.session.transcript import Transcript
+
+        make = console_factory(self.host)
+        rules, severities = host_rules(self.host)
+        self.writer = ConsoleWriter(self.host.name, self.command, self.yield_timeout_s)
+        self.writer.acquire()
+        try:
+            transport = make()
+            transport.open()
+            transcript = Transcript(self.folder, self.host.name, self.redactor)
+            session = Session(transport, transcript, self.redactor)
+            session.note(f"{self.command}: attached to {transport.describe()}")
+            from consolebot.recognise.classifier import Classifier
+
+            self.console = Console(session, Classifier(rules, severities), self.host.name)
+            if self.host.console.connect_script:
+                from consolebot.secrets.store import open_store
+                from consolebot.session.chat import ChatScript
+
+                script = ChatScript.load(find_script(self.host.console.connect_script, self.inventory_folder))
+                script.run(session, lambda ref: open_store().resolve_ref(ref), self.host.console.script_vars)
+        except BaseException:
+            if self.console is not None:
+                self.console.session.close()
+            self.writer.release()
+            raise
+        return self.console
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.console is not None:
+                self.console.session.note(f"{self.command}: detached")
+                self.console.session.close()
+        finally:
+            self.writer.release()

@@ -130,7 +130,8 @@ class Attached:
 
 
 @pytest.fixture(params=sorted(PEERS))
-def attached(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Attached]:
+def attached(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Attached]:
+    monkeypatch.setenv("CONSOLEBOT_LAB_PASSWORD", LAB_PASSWORD)  # for peers that inherit this process's environment
     with PEERS[request.param](tmp_path) as peer:
         transport = transport_for(peer.address, **peer.opts)
         transport.open()

@@ -32,10 +32,10 @@ def capture_cmd(args: argparse.Namespace, out: Output) -> int:
     from consolebot.inventory.load import load_inventory
     from consolebot.locks import CaptureClaim
     from consolebot.paths import ensure_local_dir, transcript_dir
-    from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
-    from consolebot.session.transcript import Transcript, install_sighup_reopen
     from consolebot.recognise.classifier import Classifier
     from consolebot.recognise.timeline import Timeline
+    from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
+    from consolebot.session.transcript import Transcript, install_sighup_reopen
     from consolebot.wiring import console_factory, host_rules, known_secrets
 
     if args.for_s is not None and args.for_s <= 0:

@@ -43,9 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"consolebot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # Each command module adds its parsers; imports stay light (heavy ones happen in handlers).
-    from consolebot.cli import capture, console, demo, hosts, lab, passwords, probe, watch
+    from consolebot.cli import (
+        capture,
+        console,
+        demo,
+        hosts,
+        lab,
+        passwords,
+        power,
+        probe,
+        reboot,
+        sysrq,
+        watch,
+    )
 
-    for module in (demo, hosts, capture, console, watch, probe, passwords, lab):
+    for module in (demo, hosts, capture, console, watch, sysrq, power, reboot, probe, passwords, lab):
         module.register(sub, common)
     return parser
 

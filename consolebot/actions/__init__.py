@@ -1,0 +1,1 @@
+"""Actions: single verified acts on a console (SysRq, power, login, shell commands)."""
