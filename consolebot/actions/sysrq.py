@@ -82,7 +82,7 @@ def send_sysrq(console: Console, keys: str, ack_timeout_s: float = 2.5, complete
             if key in COMPLETES:
                 wanted = COMPLETES[key]
 
-                def is_done(e: Event) -> bool:
+                def is_done(e: Event, wanted: str = wanted) -> bool:
                     return e.fields.get("action", "").startswith(wanted)
 
                 try:
