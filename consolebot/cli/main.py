@@ -53,11 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         power,
         probe,
         reboot,
+        run,
         sysrq,
         watch,
     )
 
-    for module in (demo, hosts, capture, console, watch, sysrq, power, reboot, probe, passwords, lab):
+    for module in (demo, hosts, capture, console, watch, sysrq, power, reboot, run, probe, passwords, lab):
         module.register(sub, common)
     return parser
 
