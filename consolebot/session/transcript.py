@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import os
 import signal
 import time
@@ -34,6 +35,7 @@ from consolebot.paths import ensure_local_dir
 from consolebot.secrets.redact import Redactor, StreamRedactor
 
 _REOPEN_GENERATION = 0
+_LINE_END = re.compile(rb"\r++\n?|\n")  # CR LF, CR CR LF, LF, a bare CR (run): one line end each
 
 
 def _on_sighup(signum: int, frame: object) -> None:
@@ -202,28 +204,27 @@ class Transcript:
         return clean
 
     def _lines(self, data: bytes, now: float) -> None:
-        out = bytearray()
-        stamp = utc_iso(now).encode()
-        line = self._line
-        for b in data:
-            if self._pending_cr:
-                self._pending_cr = False
-                if b == 10:  # CR LF
-                    continue
-                if b == 13:  # CR CR ... : the first CR was not a line end on its own yet
-                    self._pending_cr = True
-                    continue
-            if b == 10:
-                out += self._format(stamp, b"|", bytes(line))
-                line.clear()
-            elif b == 13:
-                out += self._format(stamp, b"|", bytes(line))
-                line.clear()
-                self._pending_cr = True
-            else:
-                line.append(b)
-        if out:
-            self._log.write(bytes(out))
+        """Write the lines ``data`` completes (one ``write(2)`` per call)."""
+        if self._pending_cr:
+            # the previous chunk ended with CR: an LF (or more CRs) continuing that line end is not a new line
+            self._pending_cr = False
+            data = data.lstrip(b"\r")
+            if data[:1] == b"\n":
+                data = data[1:]
+        if not data:
+            return
+        parts = _LINE_END.split(data)
+        tail = parts.pop()  # the unfinished line ("" when data ended with a line end)
+        if data.endswith(b"\r"):
+            self._pending_cr = True
+        if parts:
+            stamp = utc_iso(now).encode()
+            first = bytes(self._line) + parts[0]
+            self._line.clear()
+            out = [self._format(stamp, b"|", first)]
+            out += [self._format(stamp, b"|", p) for p in parts[1:]]
+            self._log.write(b"".join(out))
+        self._line += tail
 
     def _format(self, stamp: bytes, tag: bytes, line: bytes) -> bytes:
         self.lines += 1
