@@ -31,6 +31,8 @@ def ssh_argv(spec: SshSpec, extra_options: dict[str, str] | None = None) -> list
             "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", "-p", str(spec.port)]
     if spec.key:
         argv += ["-i", os.path.expanduser(spec.key), "-o", "IdentitiesOnly=yes"]
+    if spec.known_hosts:
+        argv += ["-o", f"UserKnownHostsFile={os.path.expanduser(spec.known_hosts)}", "-o", "StrictHostKeyChecking=yes"]
     for k, v in (extra_options or {}).items():
         argv += ["-o", f"{k}={v}"]
     argv.append(f"{spec.user}@{spec.address}")

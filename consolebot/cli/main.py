@@ -72,7 +72,16 @@ def _install_signal_handlers() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest: list[str] | None = None
+    if "--" in argv:  # everything after "--" is a remote command (consolebot run HOST -- CMD...)
+        i = argv.index("--")
+        argv, rest = argv[:i], argv[i + 1 :]
     args = parser.parse_args(argv)
+    if rest is not None:
+        if not hasattr(args, "remote_command"):
+            parser.error("'--' is only used by 'consolebot run HOST -- CMD...'")
+        args.remote_command = list(args.remote_command or []) + rest
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -24,7 +24,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        "Over SSH when it answers in time, else on the console with the keyring's candidate passwords; "
                        "the console is always logged out afterwards.")
     p.add_argument("host")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    p.add_argument("remote_command", nargs="*", metavar="CMD", help="the command, after --")
     p.add_argument("--via", choices=("auto", "ssh", "console"), default="auto")
     p.add_argument("--ssh-probe-timeout-s", type=float, default=10.0,
                    help="SSH must run 'true' within this long, else the console is used")
@@ -47,9 +47,7 @@ def run_cmd(args: argparse.Namespace, out: Output) -> int:
 def _run(args: argparse.Namespace, out: Output) -> int:
     from consolebot.actions.ssh_run import ssh_run, ssh_usable
 
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
+    command = list(args.remote_command)
     if not command:
         raise UsageError("no command: write consolebot run HOST -- CMD...")
     cmd = " ".join(command)

@@ -61,6 +61,7 @@ SCHEMA: dict[str, Any] = {
         "user": (str, False),
         "key": (str, False),
         "connect_timeout_s": ((int, float), False),
+        "known_hosts": (str, False),
     },
     "checks": (dict, False),
     "service": (list, False),
@@ -228,7 +229,7 @@ def parse_host(path: Path, data: dict[str, Any], name: str | None = None) -> Hos
     if "ssh" in data:
         s = data["ssh"]
         ssh = SshSpec(address=s["address"], port=s.get("port", 22), user=s.get("user", "root"), key=s.get("key"),
-                      connect_timeout_s=float(s.get("connect_timeout_s", 10.0)))
+                      connect_timeout_s=float(s.get("connect_timeout_s", 10.0)), known_hosts=s.get("known_hosts"))
     return Host(
         name=name,
         source=str(path),

@@ -53,6 +53,7 @@ class SshSpec:
     user: str = "root"
     key: str | None = None
     connect_timeout_s: float = 10.0
+    known_hosts: str | None = None  # a known_hosts file (default: the user's own)
 
 
 @dataclass(frozen=True)
