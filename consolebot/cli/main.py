@@ -53,12 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         power,
         probe,
         reboot,
+        recover,
         run,
         sysrq,
         watch,
     )
 
-    for module in (demo, hosts, capture, console, watch, sysrq, power, reboot, run, probe, passwords, lab):
+    for module in (demo, recover, hosts, capture, console, watch, sysrq, power, reboot, run, probe, passwords, lab):
         module.register(sub, common)
     return parser
 
