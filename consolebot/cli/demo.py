@@ -54,7 +54,9 @@ def demo_cmd(args: argparse.Namespace, out: Output) -> int:
 
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="consolebot-demo-"))
-    folder = Path(args.dir) if args.dir else workdir / "transcripts"
+    from consolebot.paths import ensure_local_dir
+
+    folder = ensure_local_dir(Path(args.dir) if args.dir else workdir / "transcripts")
     proc, ports = start_simulator(workdir)
     try:
         transport = TelnetTransport("127.0.0.1", ports["telnet"])

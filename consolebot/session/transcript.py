@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -53,20 +53,17 @@ def utc_iso(t: float | None = None) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+_NEEDS_ESCAPE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\xff\\\\]")
+_ESCAPES = {o: f"\\x{o:02x}" for o in [*range(0, 9), *range(10, 32), 127]}
+_ESCAPES[ord("\\")] = "\\\\"
+_ESCAPES.update({0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)})  # invalid UTF-8 bytes
+
+
 def escape_text(data: bytes) -> str:
     """Given a line's bytes (no line end), return printable text that ``unescape_text`` reverses."""
-    out = []
-    for ch in data.decode("utf-8", "surrogateescape"):
-        o = ord(ch)
-        if ch == "\\":
-            out.append("\\\\")
-        elif 0xDC80 <= o <= 0xDCFF:  # an invalid UTF-8 byte
-            out.append(f"\\x{o - 0xDC00:02x}")
-        elif (o < 32 and ch != "\t") or o == 127:
-            out.append(f"\\x{o:02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    if not _NEEDS_ESCAPE.search(data):
+        return data.decode("ascii")
+    return data.decode("utf-8", "surrogateescape").translate(_ESCAPES)
 
 
 def unescape_text(text: str) -> bytes:
