@@ -25,6 +25,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", default=None, help="transcript folder (default: $XDG_STATE_HOME/consolebot/transcripts)")
     p.add_argument("--wait", action="store_true", help="keep trying when a first connection fails (else exit 4)")
     p.add_argument("--rules", default=None, help="a site rules TOML file, added to each host's own")
+    p.add_argument("--alert-severity", choices=("info", "notice", "warning", "critical", "none"), default="warning",
+                   help="report events this severe or worse on stderr as they happen (default warning)")
+    p.add_argument("--alert-command", metavar="CMD", default=None,
+                   help="also run CMD for each alert, with the event in CONSOLEBOT_HOST/KIND/SEVERITY/LINE/TEXT/TIME")
     p.set_defaults(handler=capture_cmd)
 
 
@@ -51,6 +55,9 @@ def capture_cmd(args: argparse.Namespace, out: Output) -> int:
             out.warn(text)
         warned.append(text)
 
+    from consolebot.runbooks.alerts import Alerter
+
+    alerter = None if args.alert_severity == "none" else Alerter(args.alert_severity, args.alert_command)
     consoles = []
     for h in hosts:
         known_secrets(h, out.redactor, warn_once)
@@ -65,6 +72,8 @@ def capture_cmd(args: argparse.Namespace, out: Output) -> int:
                 timeline=Timeline(),
             )
         )
+        if alerter is not None:
+            consoles[-1].on_event.append(lambda c, ev: alerter(c.name, ev))
     install_sighup_reopen()
     loop = CaptureLoop(consoles)
     try:
@@ -77,6 +86,8 @@ def capture_cmd(args: argparse.Namespace, out: Output) -> int:
         summary = loop.summary()
     finally:
         loop.close()
+        if alerter is not None:
+            alerter.close()
     for name, info in summary.consoles.items():
         out.say(f"  {name}: {info['bytes']} bytes, {info['lines']} lines, {info['events']} events, "
                 f"{info['gaps']} gaps, phase {info['phase']}")

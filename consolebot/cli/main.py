@@ -55,11 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         reboot,
         recover,
         run,
+        script,
         sysrq,
         watch,
     )
 
-    for module in (demo, recover, hosts, capture, console, watch, sysrq, power, reboot, run, probe, passwords, lab):
+    for module in (demo, recover, hosts, capture, console, watch, sysrq, power, reboot, run, script, probe, passwords, lab):
         module.register(sub, common)
     return parser
 

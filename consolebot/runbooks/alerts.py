@@ -1,0 +1,61 @@
+"""Alerts from capture: events of a chosen severity or worse, to stderr and/or a command hook, as they happen.
+
+The hook is started without waiting (the capture loop never blocks on it), with the event in its
+environment: CONSOLEBOT_HOST, CONSOLEBOT_KIND, CONSOLEBOT_SEVERITY, CONSOLEBOT_LINE, CONSOLEBOT_TEXT
+(redacted), CONSOLEBOT_TIME. Hooks still running are reaped as they finish; at most ``max_running``
+run at once (further alerts still go to stderr, and the skipped hook runs are counted).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from typing import TextIO
+
+from consolebot.recognise.events import SEVERITY_RANK, Event
+
+
+class Alerter:
+    def __init__(self, min_severity: str = "warning", command: str | None = None, stream: TextIO | None = None,
+                 max_running: int = 16) -> None:
+        self.min_rank = SEVERITY_RANK[min_severity]
+        self.argv = shlex.split(command) if command else None
+        self.stream = stream if stream is not None else sys.stderr
+        self.max_running = max_running
+        self.running: list[subprocess.Popen[bytes]] = []
+        self.sent = 0
+        self.skipped = 0
+
+    def __call__(self, host: str, ev: Event) -> None:
+        if SEVERITY_RANK.get(ev.severity, 0) < self.min_rank:
+            return
+        self.sent += 1
+        self.stream.write(f"consolebot: alert: {host} {ev.severity} {ev.kind} line {ev.line}: {ev.text[:200]}\n")
+        self.stream.flush()
+        if self.argv is None:
+            return
+        self.reap()
+        if len(self.running) >= self.max_running:
+            self.skipped += 1
+            return
+        env = dict(os.environ, CONSOLEBOT_HOST=host, CONSOLEBOT_KIND=ev.kind, CONSOLEBOT_SEVERITY=ev.severity,
+                   CONSOLEBOT_LINE=str(ev.line), CONSOLEBOT_TEXT=ev.text[:1000], CONSOLEBOT_TIME=ev.time or "")
+        try:
+            self.running.append(subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL,
+                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        except OSError as exc:
+            self.stream.write(f"consolebot: warning: alert command failed to start: {exc.strerror}\n")
+
+    def reap(self) -> None:
+        self.running = [p for p in self.running if p.poll() is None]
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        for p in self.running:
+            try:
+                p.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.running = []
