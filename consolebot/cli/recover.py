@@ -11,7 +11,7 @@ from consolebot.cli.output import Output
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    from consolebot.runbooks.recover import STEPS
+    from consolebot.runbooks.steps import STEPS
 
     p = sub.add_parser("recover", parents=[common], help="recover a hung server: reboot, salvage, services, checks",
                        description="Perform the recovery runbook on HOST's console: preflight, assess (nudge; the reboot "

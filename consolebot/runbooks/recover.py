@@ -21,9 +21,9 @@ from consolebot.errors import ConsoleBotError, PromptTimeout
 from consolebot.inventory.model import Host, ServiceSpec
 from consolebot.power.base import PowerBackend
 from consolebot.runbooks.reboot import LadderOptions, nudge, run_ladder
+from consolebot.runbooks.steps import STEPS
 from consolebot.secrets.secret import Secret
 
-STEPS = ("preflight", "assess", "boot", "login", "fileserver", "salvage", "services", "postgres", "report")
 _SALVAGING = re.compile(r"Auxiliary status is: salvaging file system")
 _RUNNING = re.compile(r"Auxiliary status is: file server running")
 _SALVAGED = re.compile(r"^(\d+)$", re.M)
