@@ -75,6 +75,7 @@ def capture_cmd(args: argparse.Namespace, out: Output) -> int:
         if alerter is not None:
             consoles[-1].on_event.append(lambda c, ev: alerter(c.name, ev))
     install_sighup_reopen()
+    raise_file_limit(len(consoles), out)
     loop = CaptureLoop(consoles)
     try:
         loop.start(args.wait)
@@ -93,3 +94,22 @@ def capture_cmd(args: argparse.Namespace, out: Output) -> int:
                 f"{info['gaps']} gaps, phase {info['phase']}")
     out.result(True, dir=str(folder), consoles=summary.consoles)
     return 0
+
+
+FDS_PER_CONSOLE = 4  # the connection and three transcript files
+
+
+def raise_file_limit(consoles: int, out: Output) -> None:
+    """Raise RLIMIT_NOFILE to what the capture needs, and say so when the hard limit is too low."""
+    import resource
+
+    need = consoles * FDS_PER_CONSOLE + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return
+    target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < need:
+        out.warn(f"open-file limit {hard} is too low for {consoles} consoles (need {need}); "
+                 f"raise it (ulimit -Hn, or LimitNOFILE= in the systemd unit); consoles past "
+                 f"{(target - 64) // FDS_PER_CONSOLE} will fail to connect")
