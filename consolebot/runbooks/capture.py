@@ -26,6 +26,7 @@ from consolebot.recognise.timeline import Timeline
 from consolebot.session.transcript import Transcript
 from consolebot.transport.base import Transport
 
+CONNECT_TIMEOUT_S = 10.0
 HOUSEKEEPING_S = 0.1  # how often lock requests, reconnects and partial lines are looked at
 IDLE_S = 0.3  # quiet this long: an unfinished line (a prompt) is classified
 BACKOFF_FIRST_S = 0.5
@@ -107,22 +108,60 @@ class CaptureLoop:
 
     # -- connection management -------------------------------------------------------------
     def _connect(self, c: CapturedConsole, now: float) -> bool:
+        """Connect ``c``; a transport that can connect without blocking is left "connecting" in the loop."""
         if c.claim is not None and not c.claim.try_take():
             if c.state != "yielded":
                 c.state = "yielded"
             return False
         transport = c.make_transport()
+        start = getattr(transport, "start_connect", None)
+        if start is not None and c.connect_hook is None:
+            try:
+                fd = start()
+            except ConsoleBotError as exc:
+                self._failed(c, transport, exc, now)
+                raise
+            c.transport = transport
+            c.state = "connecting"
+            c.next_attempt = now + CONNECT_TIMEOUT_S
+            self.selector.register(fd, selectors.EVENT_WRITE, c)
+            return False
         try:
             transport.open()
             if c.connect_hook is not None:
                 c.connect_hook(transport)
         except ConsoleBotError as exc:
-            transport.close()
-            if c.claim is not None:
-                c.claim.release()
-            c.last_error = str(exc)
-            self._schedule_retry(c, now)
+            self._failed(c, transport, exc, now)
             raise
+        self._connected(c, transport, now)
+        return True
+
+    def _failed(self, c: CapturedConsole, transport: Transport, exc: ConsoleBotError, now: float) -> None:
+        transport.close()
+        c.transport = None
+        if c.claim is not None:
+            c.claim.release()
+        c.last_error = str(exc)
+        self._schedule_retry(c, now)
+
+    def _finish_connect(self, c: CapturedConsole, now: float) -> None:
+        t = c.transport
+        assert t is not None
+        try:
+            self.selector.unregister(t.fileno())
+        except (KeyError, ValueError, OSError):
+            pass
+        try:
+            t.finish_connect()  # type: ignore[attr-defined]
+        except ConsoleBotError as exc:
+            self._failed(c, t, exc, now)
+            if c.gap_since is None:
+                c.gap_since = now
+            c.transcript.note(f"gap: connect failed ({exc}); retrying", what="gap.start")
+            return
+        self._connected(c, t, now)
+
+    def _connected(self, c: CapturedConsole, transport: Transport, now: float) -> None:
         c.transport = transport
         c.state = "connected"
         c.connects += 1
@@ -141,7 +180,6 @@ class CaptureLoop:
             c.transcript.note(f"capture started on {transport.describe()} (read-only)", what="capture.start")
         # bytes that arrived with the connection
         self._drain(c)
-        return True
 
     def _schedule_retry(self, c: CapturedConsole, now: float) -> None:
         c.state = "backoff"
@@ -190,11 +228,30 @@ class CaptureLoop:
         failures = []
         for c in self.consoles:
             try:
-                if not self._connect(c, now):
+                if not self._connect(c, now) and c.state == "yielded":
                     c.gap_since = now
                     c.transcript.note("capture waiting: a writer holds the console", what="gap.start")
             except ConsoleBotError as exc:
                 failures.append((c, exc))
+        # let the non-blocking connects finish (or fail) before deciding
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while any(c.state == "connecting" for c in self.consoles) and time.monotonic() < deadline:
+            for key, _mask in self.selector.select(0.1):
+                c = key.data
+                if c.state == "connecting":
+                    self._finish_connect(c, time.monotonic())
+                else:
+                    self._drain(c)
+        for c in self.consoles:
+            if c.state == "connecting" and c.transport is not None:
+                try:
+                    self.selector.unregister(c.transport.fileno())
+                except (KeyError, ValueError, OSError):
+                    pass
+                timeout = ConsoleUnreachable(f"{c.transport.describe()}: no answer within {CONNECT_TIMEOUT_S:g} s")
+                self._failed(c, c.transport, timeout, time.monotonic())
+            if c.state == "backoff" and c.connects == 0 and not any(f[0] is c for f in failures):
+                failures.append((c, ConsoleUnreachable(c.last_error)))
         if failures and not wait:
             self.close()
             first = failures[0]
@@ -214,7 +271,10 @@ class CaptureLoop:
             timeout = HOUSEKEEPING_S if end is None else max(0.0, min(HOUSEKEEPING_S, end - now))
             for key, _mask in self.selector.select(timeout):
                 c = key.data
-                self._drain(c)
+                if c.state == "connecting":
+                    self._finish_connect(c, time.monotonic())
+                else:
+                    self._drain(c)
             now = time.monotonic()
             if now >= next_house:
                 next_house = now + HOUSEKEEPING_S
@@ -236,6 +296,13 @@ class CaptureLoop:
                     self._connect(c, now)
                 except ConsoleBotError:
                     pass
+            elif c.state == "connecting" and now >= c.next_attempt and c.transport is not None:
+                try:
+                    self.selector.unregister(c.transport.fileno())
+                except (KeyError, ValueError, OSError):
+                    pass
+                self._failed(c, c.transport, ConsoleUnreachable(f"{c.name}: no answer within {CONNECT_TIMEOUT_S:g} s"),
+                             now)
             elif c.state == "backoff" and now >= c.next_attempt:
                 try:
                     self._connect(c, now)

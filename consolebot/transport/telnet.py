@@ -6,6 +6,7 @@ BREAK is ``IAC BRK``; a console server or QEMU turns it into a serial BREAK.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import time
 
@@ -53,9 +54,45 @@ class TelnetTransport(Transport):
 
     def open(self) -> None:
         self._sock = connect_tcp(self.host, self.port, self.connect_timeout_s, self.describe())
+        self._opened()
+
+    def _opened(self) -> None:
         self._closed = False
         self.codec = TelnetCodec("client")
         self._send_raw(self.codec.start())
+
+    # -- a connect that never blocks the capture loop -----------------------------------------------------
+    def start_connect(self) -> int:
+        """Begin a non-blocking connect; return the descriptor to wait on for writability.
+
+        Raise ``ConsoleUnreachable`` when it fails at once (a bad name, a local refusal).
+        """
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise ConsoleUnreachable(f"{self.describe()}: cannot resolve host {self.host!r} ({exc.strerror})") from None
+        family, kind, proto, _c, addr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        err = sock.connect_ex(addr)
+        if err not in (0, errno.EINPROGRESS):
+            sock.close()
+            raise ConsoleUnreachable(f"{self.describe()}: cannot connect: {os.strerror(err)}")
+        self._sock = sock
+        return sock.fileno()
+
+    def finish_connect(self) -> None:
+        """The descriptor became writable: raise ``ConsoleUnreachable`` if the connect failed, else start."""
+        assert self._sock is not None
+        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._sock.close()
+            self._sock = None
+            what = "connection refused" if err == errno.ECONNREFUSED else os.strerror(err)
+            raise ConsoleUnreachable(f"{self.describe()}: {what} by {self.host}:{self.port}; check the console "
+                                     "address and that the server runs")
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._opened()
 
     def fileno(self) -> int:
         if self._sock is None:
