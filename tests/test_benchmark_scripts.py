@@ -18,3 +18,14 @@ def test_bench_watch_prints_every_figure() -> None:
     for key in ("watch_mb_s", "classifier_mb_s", "ceiling_mb_s", "pexpect_mb_s", "watch_vs_ceiling"):
         assert r[key] > 0, key
     assert r["mb"] >= 0.5 and r["events"] == r["classifier_events"] > 0
+
+
+def test_one_console_dropped_the_others_lose_nothing_and_it_reconnects() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench-capture"), "--consoles", "8", "--seconds", "4",
+                           "--kill-one-at-s", "1.5", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["capture_exit"] == 0, r.get("capture_error")
+    assert r["bytes_lost"] == 0  # byte for byte, every console but the dropped one
+    assert r["dropped_console_gap_marked"] and r["dropped_console_reconnected"]
+    assert r["events"] > 0

@@ -4,14 +4,19 @@ The hook is started without waiting (the capture loop never blocks on it), with 
 environment: CONSOLEBOT_HOST, CONSOLEBOT_KIND, CONSOLEBOT_SEVERITY, CONSOLEBOT_LINE, CONSOLEBOT_TEXT
 (redacted), CONSOLEBOT_TIME. Hooks still running are reaped as they finish; at most ``max_running``
 run at once (further alerts still go to stderr, and the skipped hook runs are counted).
+
+Alerts are handed to one thread through a bounded queue: a stderr nobody reads (a full pipe) or a
+slow hook can never stall the capture loop; when the queue is full, alerts are dropped and counted.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import shlex
 import subprocess
 import sys
+import threading
 from typing import TextIO
 
 from consolebot.recognise.events import SEVERITY_RANK, Event
@@ -27,10 +32,31 @@ class Alerter:
         self.running: list[subprocess.Popen[bytes]] = []
         self.sent = 0
         self.skipped = 0
+        self.dropped = 0
+        self._queue: queue.Queue[tuple[str, Event] | None] = queue.Queue(maxsize=1000)
+        self._thread = threading.Thread(target=self._worker, name="consolebot-alerts", daemon=True)
+        self._thread.start()
 
     def __call__(self, host: str, ev: Event) -> None:
+        """Queue an alert for ``ev`` if it is severe enough; never blocks."""
         if SEVERITY_RANK.get(ev.severity, 0) < self.min_rank:
             return
+        try:
+            self._queue.put_nowait((host, ev))
+        except queue.Full:
+            self.dropped += 1
+
+    def _worker(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                self._deliver(*item)
+            except Exception:  # an alert must never take the capture down
+                self.dropped += 1
+
+    def _deliver(self, host: str, ev: Event) -> None:
         self.sent += 1
         self.stream.write(f"consolebot: alert: {host} {ev.severity} {ev.kind} line {ev.line}: {ev.text[:200]}\n")
         self.stream.flush()
@@ -52,6 +78,11 @@ class Alerter:
         self.running = [p for p in self.running if p.poll() is None]
 
     def close(self, timeout_s: float = 5.0) -> None:
+        try:
+            self._queue.put(None, timeout=timeout_s)
+        except queue.Full:
+            pass
+        self._thread.join(timeout_s)
         for p in self.running:
             try:
                 p.wait(timeout_s)

@@ -45,6 +45,7 @@ class CapturedConsole:
     connect_hook: Callable[[Transport], None] | None = None  # e.g. a connect script
     state: str = "new"  # new, connected, backoff, yielded, closed
     transport: Transport | None = None
+    fd: int | None = None  # the descriptor registered with the selector (a closed transport cannot name it)
     next_attempt: float = 0.0
     backoff_s: float = BACKOFF_FIRST_S
     gap_since: float | None = None
@@ -106,6 +107,20 @@ class CaptureLoop:
     def stop(self) -> None:
         self._stop = True
 
+    def _register(self, c: CapturedConsole, fd: int, events: int) -> None:
+        self._unregister(c)
+        self.selector.register(fd, events, c)
+        c.fd = fd
+
+    def _unregister(self, c: CapturedConsole) -> None:
+        if c.fd is not None:
+            try:
+                self.selector.unregister(c.fd)
+            except (KeyError, ValueError, OSError):
+                pass
+            self._fd_owner.pop(c.fd, None)
+            c.fd = None
+
     # -- connection management -------------------------------------------------------------
     def _connect(self, c: CapturedConsole, now: float) -> bool:
         """Connect ``c``; a transport that can connect without blocking is left "connecting" in the loop."""
@@ -124,7 +139,7 @@ class CaptureLoop:
             c.transport = transport
             c.state = "connecting"
             c.next_attempt = now + CONNECT_TIMEOUT_S
-            self.selector.register(fd, selectors.EVENT_WRITE, c)
+            self._register(c, fd, selectors.EVENT_WRITE)
             return False
         try:
             transport.open()
@@ -137,6 +152,7 @@ class CaptureLoop:
         return True
 
     def _failed(self, c: CapturedConsole, transport: Transport, exc: ConsoleBotError, now: float) -> None:
+        self._unregister(c)
         transport.close()
         c.transport = None
         if c.claim is not None:
@@ -147,10 +163,7 @@ class CaptureLoop:
     def _finish_connect(self, c: CapturedConsole, now: float) -> None:
         t = c.transport
         assert t is not None
-        try:
-            self.selector.unregister(t.fileno())
-        except (KeyError, ValueError, OSError):
-            pass
+        self._unregister(c)
         try:
             t.finish_connect()  # type: ignore[attr-defined]
         except ConsoleBotError as exc:
@@ -167,7 +180,7 @@ class CaptureLoop:
         c.connects += 1
         c.backoff_s = BACKOFF_FIRST_S
         fd = transport.fileno()
-        self.selector.register(fd, selectors.EVENT_READ, c)
+        self._register(c, fd, selectors.EVENT_READ)
         self._fd_owner[fd] = c
         if c.gap_since is not None:
             c.transcript.note(
@@ -189,13 +202,8 @@ class CaptureLoop:
 
     def _disconnect(self, c: CapturedConsole, reason: str, event: str) -> None:
         t = c.transport
+        self._unregister(c)
         if t is not None:
-            try:
-                fd = t.fileno()
-                self.selector.unregister(fd)
-                self._fd_owner.pop(fd, None)
-            except (KeyError, ValueError, ConsoleBotError, OSError):
-                pass
             try:
                 c.record(t.drain_close(2.0))
             except ConsoleBotError:
@@ -244,10 +252,6 @@ class CaptureLoop:
                     self._drain(c)
         for c in self.consoles:
             if c.state == "connecting" and c.transport is not None:
-                try:
-                    self.selector.unregister(c.transport.fileno())
-                except (KeyError, ValueError, OSError):
-                    pass
                 timeout = ConsoleUnreachable(f"{c.transport.describe()}: no answer within {CONNECT_TIMEOUT_S:g} s")
                 self._failed(c, c.transport, timeout, time.monotonic())
             if c.state == "backoff" and c.connects == 0 and not any(f[0] is c for f in failures):
@@ -297,10 +301,6 @@ class CaptureLoop:
                 except ConsoleBotError:
                     pass
             elif c.state == "connecting" and now >= c.next_attempt and c.transport is not None:
-                try:
-                    self.selector.unregister(c.transport.fileno())
-                except (KeyError, ValueError, OSError):
-                    pass
                 self._failed(c, c.transport, ConsoleUnreachable(f"{c.name}: no answer within {CONNECT_TIMEOUT_S:g} s"),
                              now)
             elif c.state == "backoff" and now >= c.next_attempt:
@@ -333,15 +333,15 @@ class CaptureLoop:
             return
         self._closed = True
         for c in self.consoles:
+            self._unregister(c)
             if c.transport is not None:
-                try:
-                    self.selector.unregister(c.transport.fileno())
-                except (KeyError, ValueError, ConsoleBotError, OSError):
-                    pass
-                try:
-                    c.record(c.transport.drain_close(1.0))
-                except ConsoleBotError:
+                if c.state == "connecting":
                     c.transport.close()
+                else:
+                    try:
+                        c.record(c.transport.drain_close(1.0))
+                    except ConsoleBotError:
+                        c.transport.close()
                 c.transport = None
             if c.claim is not None:
                 c.claim.release()
