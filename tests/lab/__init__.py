@@ -1,0 +1,1 @@
+"""The real lab: QEMU guests (marked ``lab``)."""
