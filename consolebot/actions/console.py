@@ -103,9 +103,9 @@ class Console:
             if self.pump(min(quiet_s - (now - last), end - now, 0.1)):
                 last = time.monotonic()
 
-    def act(self, name: str, **fields: Any) -> dict[str, Any]:
+    def act(self, act_name: str, /, **fields: Any) -> dict[str, Any]:
         """Record an act and its evidence in the transcript's JSON lines; return the record."""
-        rec = {"act": name, **fields}
+        rec = {"act": act_name, **fields}
         self.acts.append(rec)
         if self.session.transcript is not None:
             self.session.transcript.record("act", **rec)
