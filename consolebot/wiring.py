@@ -10,6 +10,7 @@ from consolebot.errors import ConfigError, SecretUnavailable
 from consolebot.inventory.model import Host
 from consolebot.recognise.rules import Rule
 from consolebot.secrets.redact import Redactor
+from consolebot.secrets.secret import Secret
 from consolebot.transport.base import Transport
 from consolebot.transport.registry import transport_for
 
@@ -18,14 +19,15 @@ if TYPE_CHECKING:
     from consolebot.power.base import PowerBackend
 
 
-def console_factory(host: Host) -> Callable[[], Transport]:
-    """Given a host, return a function that makes a fresh (unopened) console transport."""
+def console_factory(host: Host, steal: bool = False) -> Callable[[], Transport]:
+    """Given a host, return a function that makes a fresh (unopened) console transport.
+
+    ``steal`` (``--steal``): an IPMI SOL console that another client holds is taken over, and the
+    transport's notes say so (record them with :func:`take_notes`). Nothing else ever steals.
+    """
     spec = host.console
     if spec.transport in ("ipmitool-sol", "pyghmi-sol"):
-        raise ConfigError(
-            f"{host.source}: console.transport: {spec.transport} is not available in this version of "
-            "consolebot yet; reach the console through telnet/ssh/conserver meanwhile"
-        )
+        return _sol_factory(host, steal)
     opts: dict[str, str] = {}
     if spec.break_sequence:
         opts["break_sequence"] = spec.break_sequence
@@ -35,6 +37,36 @@ def console_factory(host: Host) -> Callable[[], Transport]:
         return transport_for(spec.address, **opts)
 
     return make
+
+
+def _bmc_resolver() -> Callable[[str], Secret]:
+    from consolebot.secrets.store import open_store
+
+    return lambda ref: open_store().resolve_ref(ref)
+
+
+def _sol_factory(host: Host, steal: bool) -> Callable[[], Transport]:
+    """IPMI serial-over-LAN through the BMC of ``[bmc]`` as ``sol_user`` (password from the keyring)."""
+    from consolebot.power.ipmi_common import bmc_target
+
+    if host.bmc is None:
+        raise ConfigError(f"{host.source}: console.transport = {host.console.transport} needs a [bmc] table")
+    target = bmc_target(host.bmc, "sol", _bmc_resolver(), where=f"{host.source}: bmc")
+    if host.console.transport == "ipmitool-sol":
+        from consolebot.transport.ipmitool_sol import IpmitoolSolTransport
+
+        IpmitoolSolTransport(target)  # validate now (interface lanplus), so a bad entry fails before anything starts
+        return lambda: IpmitoolSolTransport(target, steal=steal)
+    from consolebot.transport.pyghmi_sol import PyghmiSolTransport
+
+    PyghmiSolTransport(target)
+    return lambda: PyghmiSolTransport(target, steal=steal)
+
+
+def take_notes(obj: object) -> list[str]:
+    """What a transport or power backend asks its caller to record (a cipher suite fallback, --steal), once."""
+    take = getattr(obj, "take_notes", None)
+    return list(take()) if callable(take) else []
 
 
 def find_script(name: str, inventory_folder: Path | None = None) -> Path:
@@ -104,6 +136,17 @@ def power_backend(host: Host) -> PowerBackend | None:
         from consolebot.power.lab_bmc import LabBmc
 
         return LabBmc(host.bmc.address, host.bmc.port)
+    if kind in ("pyghmi", "ipmitool"):
+        from consolebot.power.ipmi_common import bmc_target
+
+        target = bmc_target(host.bmc, "power", _bmc_resolver(), where=f"{host.source}: bmc")
+        if kind == "ipmitool":
+            from consolebot.power.ipmitool_power import IpmitoolPower
+
+            return IpmitoolPower(target)
+        from consolebot.power.pyghmi_power import PyghmiPower
+
+        return PyghmiPower(target)
     raise ConfigError(
         f"{host.source}: bmc.power_backend: {kind} is not available in this version of consolebot yet"
     )
@@ -113,8 +156,9 @@ class AttachedConsole:
     """A writer's console: the lock, the transport (after its connect script), session, transcript, recogniser."""
 
     def __init__(self, host: Host, command: str, redactor: Redactor, folder: Path,
-                 inventory_folder: Path | None = None, yield_timeout_s: float = 15.0) -> None:
+                 inventory_folder: Path | None = None, yield_timeout_s: float = 15.0, steal: bool = False) -> None:
         self.host = host
+        self.steal = steal
         self.command = command
         self.redactor = redactor
         self.folder = folder
@@ -128,7 +172,7 @@ class AttachedConsole:
         from consolebot.session.session import Session
         from consolebot.session.transcript import Transcript
 
-        make = console_factory(self.host)
+        make = console_factory(self.host, steal=self.steal)
         rules, severities = host_rules(self.host)
         self.writer = ConsoleWriter(self.host.name, self.command, self.yield_timeout_s)
         self.writer.acquire()
@@ -138,6 +182,8 @@ class AttachedConsole:
             transcript = Transcript(self.folder, self.host.name, self.redactor)
             session = Session(transport, transcript, self.redactor)
             session.note(f"{self.command}: attached to {transport.describe()}")
+            for note in take_notes(transport):
+                session.note(f"{self.command}: {note}", what="transport.note")
             from consolebot.recognise.classifier import Classifier
 
             self.console = Console(session, Classifier(rules, severities), self.host.name)

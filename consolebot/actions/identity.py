@@ -14,6 +14,7 @@ from consolebot.actions.console import Console
 from consolebot.errors import ConsoleBotError, Refused
 from consolebot.inventory.model import Host
 from consolebot.power.base import PowerBackend, normalise_guid
+from consolebot.power.ipmi_common import guid_matches
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def check_identity(console: Console, host: Host, power: PowerBackend | None, ass
             raise Refused(f"{host.name}: no hostname on the console and the BMC GUID could not be read ({exc}); "
                           "pass --assume-identity to act anyway") from None
         want = normalise_guid(host.bmc.guid)
-        if got != want:
+        if not guid_matches(got, want):
             raise Refused(f"{host.name}: the BMC reports system GUID {got}, the inventory says {want}: wrong BMC? "
                           "nothing was sent")
         return Identity("guid", got)

@@ -13,6 +13,8 @@ def add_writer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", default=None, help="transcript folder (default: $XDG_STATE_HOME/consolebot/transcripts)")
     p.add_argument("--yield-timeout-s", type=float, default=15.0,
                    help="how long to wait for a capture of this console to let go of it")
+    p.add_argument("--steal", action="store_true",
+                   help="take over an IPMI SOL console held by another client (recorded in the transcript)")
 
 
 def load_host(args: argparse.Namespace, out: Output) -> tuple[Host, Path, Path]:

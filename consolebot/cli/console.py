@@ -23,6 +23,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", default=None, help="transcript folder")
     p.add_argument("--yield-timeout-s", type=float, default=15.0,
                    help="how long to wait for a capture of this console to let go")
+    p.add_argument("--steal", action="store_true",
+                   help="take over an IPMI SOL console held by another client (recorded in the transcript)")
     p.set_defaults(handler=console_cmd)
 
 
@@ -32,11 +34,11 @@ def console_cmd(args: argparse.Namespace, out: Output) -> int:
     from consolebot.paths import ensure_local_dir, transcript_dir
     from consolebot.runbooks.interactive import interact
     from consolebot.session.transcript import Transcript
-    from consolebot.wiring import console_factory, known_secrets
+    from consolebot.wiring import console_factory, known_secrets, take_notes
 
     inv = load_inventory(args.inventory)
     host = inv.get(args.host)
-    make = console_factory(host)
+    make = console_factory(host, steal=args.steal)
     folder = ensure_local_dir(Path(args.dir) if args.dir else transcript_dir())
     known_secrets(host, out.redactor, out.warn)
     with ConsoleWriter(host.name, "consolebot console", args.yield_timeout_s):
@@ -44,6 +46,8 @@ def console_cmd(args: argparse.Namespace, out: Output) -> int:
         transport.open()
         transcript = Transcript(folder, host.name, out.redactor)
         transcript.note(f"interactive console attached to {transport.describe()}", what="console.attach")
+        for note in take_notes(transport):
+            transcript.note(note, what="transport.note")
         try:
             reason = interact(transport, transcript, sys.stdin.fileno(), sys.stdout.fileno())
         finally:

@@ -21,6 +21,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="how long to wait for console evidence of reset, cycle and diag")
     p.add_argument("--dir", default=None)
     p.add_argument("--yield-timeout-s", type=float, default=15.0)
+    p.add_argument("--steal", action="store_true", help="take over an IPMI SOL console held by another client")
     p.set_defaults(handler=power_cmd)
 
 
@@ -51,7 +52,7 @@ def power_cmd(args: argparse.Namespace, out: Output) -> int:
                    identity=guid_ok, confirmed=how)
         return 0 if ok else EXIT_VERIFY
     with AttachedConsole(host, f"consolebot power {args.act}", out.redactor, folder, inv_folder,
-                         args.yield_timeout_s) as console:
+                         args.yield_timeout_s, steal=getattr(args, "steal", False)) as console:
         identity = check_identity(console, host, power, args.assume_identity)
         console.act("identity", method=identity.method, value=identity.value, evidence=identity.describe())
         mark = console.mark()
@@ -77,10 +78,11 @@ def power_cmd(args: argparse.Namespace, out: Output) -> int:
 def check_identity_bmc(host: Any, power: Any, assume: bool) -> str:
     from consolebot.errors import Refused
     from consolebot.power.base import normalise_guid
+    from consolebot.power.ipmi_common import guid_matches
 
     if host.bmc.guid and normalise_guid(host.bmc.guid).strip("0"):
         got = normalise_guid(power.guid())
-        if got != normalise_guid(host.bmc.guid):
+        if not guid_matches(got, normalise_guid(host.bmc.guid)):
             raise Refused(f"{host.name}: the BMC reports system GUID {got}, the inventory says "
                           f"{normalise_guid(host.bmc.guid)}: wrong BMC? nothing was sent")
         return f"the BMC reports system GUID {got}"

@@ -65,7 +65,7 @@ def run_recover(args: argparse.Namespace, out: Output, host: Any, folder: Path, 
                           salvage_poll_s=args.salvage_poll_s, postgres_max_restarts=args.postgres_max_restarts)
     power = power_backend(host)
     attached = AttachedConsole(host, "consolebot recover" + (" --dry-run" if args.dry_run else ""), out.redactor,
-                               folder, inv_folder, args.yield_timeout_s)
+                               folder, inv_folder, args.yield_timeout_s, steal=getattr(args, "steal", False))
     with attached as console:
         if args.dry_run:
             console.session.read_only = True

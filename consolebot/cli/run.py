@@ -19,18 +19,29 @@ from consolebot.errors import EXIT_RUN_OWN_FAILURE, ConsoleBotError, PromptTimeo
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("run", parents=[common], help="run a command on a host: over SSH if it answers, else the console",
-                       description="Run CMD on HOST and exit with its code (255 for consolebot's own failures). "
-                       "Over SSH when it answers in time, else on the console with the keyring's candidate passwords; "
-                       "the console is always logged out afterwards.")
+    p = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a command on a host: over SSH if it answers, else the console",
+        description="Run CMD on HOST and exit with its code (255 for consolebot's own failures). "
+        "Over SSH when it answers in time, else on the console with the keyring's candidate passwords; "
+        "the console is always logged out afterwards.",
+    )
     p.add_argument("host")
     p.add_argument("remote_command", nargs="*", metavar="CMD", help="the command, after --")
     p.add_argument("--via", choices=("auto", "ssh", "console"), default="auto")
-    p.add_argument("--ssh-probe-timeout-s", type=float, default=10.0,
-                   help="SSH must run 'true' within this long, else the console is used")
+    p.add_argument(
+        "--ssh-probe-timeout-s",
+        type=float,
+        default=10.0,
+        help="SSH must run 'true' within this long, else the console is used",
+    )
     p.add_argument("--timeout-s", type=float, default=60.0, help="how long the command may take")
-    p.add_argument("--quiet-kernel", action="store_true",
-                   help="dmesg -n 1 while logged in (restored on logout); off by default: it hides the next panic")
+    p.add_argument(
+        "--quiet-kernel",
+        action="store_true",
+        help="dmesg -n 1 while logged in (restored on logout); off by default: it hides the next panic",
+    )
     add_writer_args(p)
     p.set_defaults(handler=run_cmd)
 
@@ -60,14 +71,24 @@ def _run(args: argparse.Namespace, out: Output) -> int:
             if res.ok:
                 if not out.json_mode:
                     sys.stdout.write(res.output)
-                out.result(True, host=host.name, path="ssh", why="ssh answered", exit_code=res.exit_code,
-                           output=res.output)
+                out.result(
+                    True,
+                    host=host.name,
+                    path="ssh",
+                    why="ssh answered",
+                    exit_code=res.exit_code,
+                    output=res.output,
+                )
                 return res.exit_code or 0
             why = f"ssh {res.reason} while running: {res.stderr}"
         else:
             why = f"ssh {probe.reason}: {probe.stderr}"
         if args.via == "ssh":
-            raise UsageError(f"{host.name}: {why}") if probe.reason == "error" else ConsoleBotError(f"{host.name}: {why}")
+            raise (
+                UsageError(f"{host.name}: {why}")
+                if probe.reason == "error"
+                else ConsoleBotError(f"{host.name}: {why}")
+            )
         out.warn(f"{host.name}: {why}; using the console")
     elif host.ssh is None:
         why = "no [ssh] in the inventory"
@@ -76,8 +97,9 @@ def _run(args: argparse.Namespace, out: Output) -> int:
     return _run_on_console(args, out, host, folder, inv_folder, cmd, why)
 
 
-def _run_on_console(args: argparse.Namespace, out: Output, host: Any, folder: Any, inv_folder: Any, cmd: str,
-                    why: str) -> int:
+def _run_on_console(
+    args: argparse.Namespace, out: Output, host: Any, folder: Any, inv_folder: Any, cmd: str, why: str
+) -> int:
     from consolebot.actions.login import login
     from consolebot.actions.shell import Shell
     from consolebot.secrets.store import open_store
@@ -94,7 +116,15 @@ def _run_on_console(args: argparse.Namespace, out: Output, host: Any, folder: An
     logged_out: bool | None = None
     result = None
     login_res = None
-    with AttachedConsole(host, "consolebot run", out.redactor, folder, inv_folder, args.yield_timeout_s) as console:
+    with AttachedConsole(
+        host,
+        "consolebot run",
+        out.redactor,
+        folder,
+        inv_folder,
+        args.yield_timeout_s,
+        steal=getattr(args, "steal", False),
+    ) as console:
         shell = None
         try:
             login_res = login(console, host.login.users, candidates, host.login.max_attempts)
@@ -116,9 +146,19 @@ def _run_on_console(args: argparse.Namespace, out: Output, host: Any, folder: An
     assert result is not None and login_res is not None
     if not out.json_mode:
         sys.stdout.write(result.output + ("\n" if result.output else ""))
-    out.result(logged_out is True, host=host.name, path="console", why=why, exit_code=result.exit_code,
-               output=result.output, kernel_lines=list(result.kernel_lines), candidate=login_res.candidate,
-               login_attempts=login_res.attempts, logged_out=logged_out, transcript=transcript)
+    out.result(
+        logged_out is True,
+        host=host.name,
+        path="console",
+        why=why,
+        exit_code=result.exit_code,
+        output=result.output,
+        kernel_lines=list(result.kernel_lines),
+        candidate=login_res.candidate,
+        login_attempts=login_res.attempts,
+        logged_out=logged_out,
+        transcript=transcript,
+    )
     if not logged_out:
         return EXIT_RUN_OWN_FAILURE
     return result.exit_code

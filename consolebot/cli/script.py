@@ -48,7 +48,7 @@ def script_cmd(args: argparse.Namespace, out: Output) -> int:
 
     store = open_store()
     with AttachedConsole(host, f"consolebot script {path.name}", out.redactor, folder, inv_folder,
-                         args.yield_timeout_s) as console:
+                         args.yield_timeout_s, steal=getattr(args, "steal", False)) as console:
         done = script.run(console.session, store.resolve_ref, variables)
         transcript = console.session.transcript.paths() if console.session.transcript else {}
     for d in done:

@@ -176,6 +176,9 @@ class CaptureLoop:
 
     def _connected(self, c: CapturedConsole, transport: Transport, now: float) -> None:
         c.transport = transport
+        take = getattr(transport, "take_notes", None)
+        for note in take() if callable(take) else []:
+            c.transcript.note(note, what="transport.note")
         c.state = "connected"
         c.connects += 1
         c.backoff_s = BACKOFF_FIRST_S
