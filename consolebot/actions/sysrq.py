@@ -61,6 +61,12 @@ def send_sysrq(console: Console, keys: str, ack_timeout_s: float = 2.5, complete
     for key in keys:
         mark = console.mark()
         started = time.monotonic()
+        if getattr(console.session.transport, "at_line_start", True) is False:
+            # The client reads its break escape only at a line start, and would send the Enter that gets it
+            # there together with the BREAK: the Enter could then arrive as the SysRq key. Send it first.
+            console.session.sendline()
+            console.quiet(0.3, 1.5)
+            mark = console.mark()
         console.session.send_break()
         console.session.send(key)
         try:

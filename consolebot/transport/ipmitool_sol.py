@@ -199,6 +199,11 @@ class IpmitoolSolTransport(ProcessTransport):
         self._line_start = at_start
         return bytes(out)
 
+    @property
+    def at_line_start(self) -> bool:
+        """True when ``~B`` can be sent without an Enter first (ipmitool reads escapes only at a line start)."""
+        return self._line_start
+
     def _send_break(self) -> None:
         prefix = b"" if self._line_start else b"\r"
         self._acks += 1
