@@ -1,8 +1,12 @@
-"""``consolebot demo``: the main job on the built-in simulator, no hardware needed.
+"""``consolebot demo``: the main job on the built-in simulated site, no hardware needed.
 
-Until the recovery runbook exists, the demo starts the simulated server on a
-free loopback port, attaches to its console over telnet, captures its boot to
-the login prompt into a transcript, and prints what it saw.
+It starts the simulated site with Deleuze hung (rebooting into a crash boot whose old init
+script lets services start without AFS, a 20 s salvage, Postgres failing two starts,
+courier-authdaemon surviving its first stop, the second candidate password right) and runs
+``recover`` against it with a throwaway in-memory keyring, then prints the report. It can never
+touch a real machine: it writes its own temporary inventory, passes it explicitly (ignoring
+``$CONSOLEBOT_INVENTORY`` and ``./hardware``), and refuses any host whose console hostname or
+BMC GUID is not the simulator's, or whose console is not on loopback.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -18,22 +23,44 @@ from pathlib import Path
 from typing import Any
 
 from consolebot.cli.output import Output
-from consolebot.errors import ConsoleUnreachable
+from consolebot.errors import ConsoleUnreachable, Refused
+from consolebot.secrets.secret import Secret
+
+SIM_FLAGS = ["--site", "--scenario", "hung", "--reboots-into", "salvage-old-init", "--postgres-failed-starts", "2",
+             "--courier-survives-stop", "once", "--accepted-password-index", "2", "--salvage-seconds", "20",
+             "--login-fail-delay-s", "0.5"]
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("demo", parents=[common], help="run the main job against the built-in simulator")
+    p = sub.add_parser("demo", parents=[common], help="recover a simulated hung Deleuze end to end (no hardware)",
+                       description=__doc__)
     p.add_argument("--dir", default=None, help="transcript folder (default: a new temporary folder)")
-    p.add_argument("--timeout-s", type=float, default=60.0, help="give up after this long")
+    p.add_argument("--report", metavar="FILE", default=None, help="also write the report as Markdown")
     p.set_defaults(handler=demo_cmd)
 
 
-def start_simulator(workdir: Path, extra: list[str] | None = None, timeout_s: float = 20.0) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
-    """Start ``consolebot lab serve`` on free ports; return the process and its ports."""
+class MemoryStore:
+    """A throwaway keyring: candidate passwords held in memory for one run."""
+
+    def __init__(self, candidates: dict[tuple[str, str], list[Secret]]) -> None:
+        self._c = candidates
+
+    def candidates(self, host: str, user: str) -> list[Secret]:
+        return list(self._c.get((host, user), []))
+
+    def resolve_ref(self, ref: str) -> Secret:
+        raise Refused(f"the demo holds no secret for {ref}")
+
+
+def start_simulator(workdir: Path, flags: list[str], env_extra: dict[str, str],
+                    timeout_s: float = 20.0) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start ``consolebot lab serve`` on free loopback ports; return the process and what it serves."""
     ready = workdir / "sim-ready.json"
-    argv = [sys.executable, "-m", "consolebot", "lab", "serve", "--port", "0", "--ready-file", str(ready)]
-    argv += extra or []
-    env = {k: v for k, v in os.environ.items() if k != "CONSOLEBOT_LAB_PASSWORD"}
+    argv = [sys.executable, "-m", "consolebot", "lab", "serve", "--port", "0", "--bmc-port", "0",
+            "--ready-file", str(ready), "--send-log", str(workdir / "sim-send.jsonl"),
+            "--act-log", str(workdir / "sim-act.jsonl"), *flags]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSOLEBOT_LAB_")}
+    env.update(env_extra)
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     end = time.monotonic() + timeout_s
     while not ready.exists():
@@ -43,43 +70,68 @@ def start_simulator(workdir: Path, extra: list[str] | None = None, timeout_s: fl
         if time.monotonic() > end:
             proc.kill()
             raise ConsoleUnreachable("the simulator did not start in time")
-        time.sleep(0.02)
+        time.sleep(0.02)  # its ready file is written by another process: there is no event to await
     return proc, json.loads(ready.read_text())
 
 
+def write_inventory(folder: Path, served: dict[str, Any]) -> Path:
+    """The shipped lab-deleuze entry, pointed at the ports the simulator chose."""
+    from consolebot.inventory.load import shipped_folder
+
+    deleuze = served["hosts"]["deleuze"]
+    text = (shipped_folder() / "lab-deleuze.toml").read_text()
+    text = text.replace("telnet://127.0.0.1:7101", f"telnet://127.0.0.1:{deleuze['telnet']}")
+    text = text.replace("port = 7103", f"port = {deleuze['bmc']}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lab-deleuze.toml").write_text(text)
+    return folder
+
+
+def check_simulated(host: Any, served: dict[str, Any]) -> None:
+    """Refuse anything that is not the simulator's own host."""
+    from consolebot.power.base import normalise_guid
+
+    sim = served["hosts"]["deleuze"]
+    if not host.simulated or list(host.console_hostnames) != [sim["console_hostname"]]:
+        raise Refused(f"{host.source}: not the simulator's host (console hostname {host.console_hostnames})")
+    if host.bmc is None or normalise_guid(host.bmc.guid) != normalise_guid(sim["guid"]):
+        raise Refused(f"{host.source}: BMC GUID is not the simulator's")
+    if not host.console.address.startswith("telnet://127.0.0.1:") or host.bmc.address != "127.0.0.1":
+        raise Refused(f"{host.source}: the demo only talks to loopback")
+
+
 def demo_cmd(args: argparse.Namespace, out: Output) -> int:
-    from consolebot.session.session import Session
-    from consolebot.session.transcript import Transcript
-    from consolebot.transport.telnet import TelnetTransport
+    from consolebot.cli.recover import run_recover
+    from consolebot.inventory.load import load_inventory
+    from consolebot.paths import ensure_local_dir
 
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="consolebot-demo-"))
-    from consolebot.paths import ensure_local_dir
-
     folder = ensure_local_dir(Path(args.dir) if args.dir else workdir / "transcripts")
-    proc, ports = start_simulator(workdir)
+    os.environ["CONSOLEBOT_STATE_DIR"] = str(workdir / "state")  # the demo's own locks, never the real ones
+    wrong, right = Secret(secrets.token_urlsafe(12), "demo/root#1"), Secret(secrets.token_urlsafe(12), "demo/root#2")
+    out.redactor.add(wrong.reveal())
+    out.redactor.add(right.reveal())
+    store = MemoryStore({("lab-deleuze", "root"): [wrong, right]})
+    proc, served = start_simulator(workdir, SIM_FLAGS,
+                                   {"CONSOLEBOT_LAB_PASSWORDS": wrong.reveal() + "\n" + right.reveal()})
     try:
-        transport = TelnetTransport("127.0.0.1", ports["telnet"])
-        transport.open()
-        transcript = Transcript(folder, "lab-deleuze", out.redactor)
-        session = Session(transport, transcript)
-        out.say(f"attached to the simulated Deleuze at {transport.describe()}; capturing its boot")
-        session.note("demo: capture started")
-        banner = session.expect([b"Linux version "], args.timeout_s)
-        kernel = session.expect([b"\r\n"], 5).before.decode(errors="replace").split(" ")[0]
-        session.expect([b"Starting AFS services"], args.timeout_s)
-        prompt = session.expect([b"login: "], args.timeout_s)
-        host = prompt.before.rsplit(b"\n", 1)[-1].decode(errors="replace").strip()
-        session.note("demo: login prompt reached")
-        lines = transcript.lines
-        session.close()
+        inv = load_inventory(str(write_inventory(workdir / "inventory", served)))
+        host = inv.get("lab-deleuze")
+        check_simulated(host, served)
+        out.say(f"demo: a simulated Deleuze ({host.console_hostnames[0]}) is hung; recovering it "
+                f"(transcripts in {folder})")
+        ns = argparse.Namespace(
+            dry_run=False, from_step="preflight", clean=False, yes=True, allow_power=False, max_rung=5,
+            assume_identity=False, boot_timeout_s=120.0, salvage_deadline_s=300.0, salvage_poll_s=5.0,
+            postgres_max_restarts=4, report=args.report, yield_timeout_s=15.0, steal=False, json=args.json,
+        )
+        code = run_recover(ns, out, host, folder, inv.folder, store=store)
     finally:
         proc.terminate()
-        proc.wait(10)
-    elapsed = time.monotonic() - started
-    out.say(f"kernel {kernel} booted; OpenAFS started; login prompt of {host!r} reached")
-    out.say(f"{lines} console lines captured in {elapsed:.1f} s")
-    for kind, path in transcript.paths().items():
-        out.say(f"  {kind:5} {path}")
-    out.result(True, kernel=kernel, host=host, lines=lines, elapsed_s=round(elapsed, 2), transcript=transcript.paths(), banner=banner.pattern)
-    return 0
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    out.say(f"demo: wall time {time.monotonic() - started:.1f} s")
+    return code

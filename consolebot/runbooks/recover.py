@@ -275,8 +275,8 @@ class Recovery:
         self.ev(rec, f"login prompt at line {ev.line}; phases {phases}")
         fails = [e for e in self.console.events[since:] if e.kind == "service.fail"]
         if fails:
-            self.ev(rec, "services that failed while booting: " + ", ".join(
-                sorted({e.fields.get("service", "?") for e in fails})))
+            named = sorted({e.fields["service"] for e in fails if e.fields.get("service")})
+            self.ev(rec, f"{len(fails)} service failure line(s) while booting" + (f": {', '.join(named)}" if named else ""))
 
     def do_login(self, rec: StepRecord) -> None:
         if self.shell is not None:
