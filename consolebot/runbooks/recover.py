@@ -251,6 +251,7 @@ class Recovery:
         mark = self.console.mark()
         self.sh().console.session.sendline("reboot")
         self.shell = None  # the shell is gone with the reboot
+        self.stopped = []  # the boot starts them again
         self.ev(rec, "clean reboot: services stopped, 'reboot' sent")
         self.report.steps[STEPS.index("boot")].outcome = "pending"
         self._boot_mark = mark
@@ -291,6 +292,14 @@ class Recovery:
 
     def step_login(self, rec: StepRecord) -> None:
         self.do_login(rec)
+        if STEPS.index(self.opts.from_step) > STEPS.index("fileserver"):
+            # resuming: what the earlier run knew is read again from the host itself
+            res = self.run(rec, self.bos_status())
+            self.salvaging = bool(_SALVAGING.search(res.output))
+            self.stopped = [svc for svc in self.host.services
+                            if self.run(rec, f"pgrep -x {svc.process}").exit_code != 0]
+            self.ev(rec, f"resumed: {'salvaging' if self.salvaging else 'not salvaging'}; "
+                         f"not running: {', '.join(s.name for s in self.stopped) or 'none'}")
 
     def step_fileserver(self, rec: StepRecord) -> None:
         res = self.run(rec, self.bos_status())
