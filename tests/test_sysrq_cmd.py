@@ -101,3 +101,65 @@ def test_reboot_leaves_a_live_host_alone(tmp: Path) -> None:
     assert code == 0, err
     assert res["outcome"] == "alive" and [r["name"] for r in res["rungs"]] == ["nudge"]  # type: ignore[index]
     assert not [a for a in sim.acts() if a["act"] in ("break", "sysrq")]
+
+
+def lab_site(tmp: Path, *flags: str) -> tuple[object, dict[str, str]]:
+    from consolebot.cli.demo import start_simulator
+    from consolebot.inventory.load import shipped_folder
+
+    proc, served = start_simulator(tmp, ["--line-delay-ms", "1", *flags], {})
+    d = served["hosts"]["deleuze"]
+    text = (shipped_folder() / "lab-deleuze.toml").read_text()
+    text = text.replace("telnet://127.0.0.1:7101", f"telnet://127.0.0.1:{d['telnet']}").replace(
+        "port = 7103", f"port = {d['bmc']}")
+    inv = tmp / "inv"
+    inv.mkdir(exist_ok=True)
+    (inv / "lab-deleuze.toml").write_text(text)
+    return proc, cb_env(tmp, inv)
+
+
+def bmc_acts(tmp: Path) -> list[str]:
+    path = tmp / "sim-act.jsonl"
+    acts = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return [str(a.get("cmd")) for a in acts if a["act"] == "bmc" and a.get("cmd") not in ("status", "guid", "info")]
+
+
+def test_max_rung_1_only_nudges(tmp: Path) -> None:
+    proc, env = lab_site(tmp, "--scenario", "hung")
+    try:
+        code, res, err = run(env, "reboot", "lab-deleuze", "--yes", "--max-rung", "1")
+    finally:
+        proc.terminate()  # type: ignore[attr-defined]
+        proc.wait(10)  # type: ignore[attr-defined]
+    assert code == 6 and [r["name"] for r in res["rungs"]] == ["nudge"]  # type: ignore[index]
+    assert not [json.loads(x) for x in (tmp / "sim-act.jsonl").read_text().splitlines()
+                if json.loads(x)["act"] in ("break", "sysrq")]
+
+
+def test_power_diag_proven_by_the_nmi_line_and_reset_by_a_boot(tmp: Path) -> None:
+    proc, env = lab_site(tmp, "--scenario", "clean")
+    try:
+        code, res, err = run(env, "power", "lab-deleuze", "diag", "--yes", "--evidence-timeout-s", "20")
+        assert code == 0, err
+        assert res["evidence"] == "kernel.nmi"
+        code, res, err = run(env, "power", "lab-deleuze", "reset", "--yes", "--evidence-timeout-s", "30")
+        assert code == 0, err
+        assert res["evidence"] in ("boot.start", "boot.firmware", "boot.loader", "init.start", "login.prompt")
+        code, res, err = run(env, "power", "lab-deleuze", "status")
+        assert code == 0 and res["state"] == "on"
+    finally:
+        proc.terminate()  # type: ignore[attr-defined]
+        proc.wait(10)  # type: ignore[attr-defined]
+    assert bmc_acts(tmp) == ["diag", "reset"]
+
+
+def test_quiet_kernel_reboot_proven_without_a_banner(tmp: Path) -> None:
+    proc, env = lab_site(tmp, "--scenario", "hung", "--quiet")
+    try:
+        code, res, err = run(env, "reboot", "lab-deleuze", "--yes", "--reboot-timeout-s", "30")
+    finally:
+        proc.terminate()  # type: ignore[attr-defined]
+        proc.wait(10)  # type: ignore[attr-defined]
+    assert code == 0, err
+    r2 = res["rungs"][1]  # type: ignore[index]
+    assert r2["outcome"] == "rebooted" and r2["evidence"] != "boot.start"

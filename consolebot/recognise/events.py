@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
     "kernel.rcu_stall": "RCU stall",
     "kernel.oom": "OOM killer (field victim)",
     "kernel.fs_error": "filesystem or block I/O error",
+    "kernel.nmi": "the kernel received an NMI (an IPMI 'power diag' shows as this)",
     "sysrq.ack": "the kernel acknowledged a SysRq key (field action)",
     "sysrq.done": "a SysRq action completed ('Emergency Sync complete')",
     "sysrq.disabled": "'This sysrq operation is disabled.'",
