@@ -198,3 +198,33 @@ def test_sigterm_during_salvage_then_resume(make_site) -> None:  # type: ignore[
     code, res2, err2 = site.recover("--from", "salvage", "--salvage-deadline-s", "120", timeout_s=300)
     assert code == 0, err2
     assert outcomes(res2)["fileserver"] == "skipped" and outcomes(res2)["salvage"] == "ok"
+
+
+def test_capture_yields_to_recover_and_resumes(make_site) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_capture import wait_for_text
+
+    site = make_site("--scenario", "salvage-old-init")
+    cap = site.tmp / "cap"
+    capture = subprocess.Popen(consolebot_cmd("capture", "lab-deleuze", "--dir", str(cap)), env=site.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_text(cap / "lab-deleuze.log", "login: ")
+        code, res, err = site.recover("--yes")
+        assert code == 0, err
+        wait_for_text(cap / "lab-deleuze.log", "gap ended: reconnected")
+    finally:
+        capture.send_signal(signal.SIGINT)
+        capture.communicate(timeout=60)
+    acts = [a for a in site.acts() if a["act"] in ("connect", "disconnect")]
+    assert [a["act"] for a in acts[:5]] == ["connect", "disconnect", "connect", "disconnect", "connect"]
+    sent = [json.loads(x) for x in (site.tmp / "sim-send.jsonl").read_text().splitlines()]
+
+    def between(t0: float, t1: float) -> bytes:
+        return b"".join(o["text"].encode("latin-1") for o in sent if t0 <= o["t"] <= t1)
+
+    t0, t1, t4 = (float(acts[i]["t"]) for i in (0, 1, 4))  # type: ignore[arg-type]
+    t5 = float(acts[5]["t"]) if len(acts) > 5 else time.time()  # type: ignore[arg-type]
+    raw = (cap / "lab-deleuze.raw").read_bytes()
+    assert raw == between(t0, t1) + between(t4, t5)  # nothing the simulator sent while capture held it is lost
+    log = (cap / "lab-deleuze.log").read_text()
+    assert log.index("gap: yielded") < log.index("gap ended: reconnected")

@@ -363,10 +363,14 @@ class Recovery:
             self.ev(rec, f"{len(busy)} 'waiting for busy volume' line(s): expected after a salvage")
 
     def step_services(self, rec: StepRecord) -> None:
-        todo = self.stopped or []
+        todo = list(self.stopped)
         if not todo:
-            rec.outcome, rec.detail = "skipped", "no service was stopped"
-            return
+            # nothing was stopped: still double-check every service (those that started without AFS may be down)
+            todo = [svc for svc in self.host.services if self.run(rec, f"pgrep -x {svc.process}").exit_code != 0]
+            if not todo:
+                rec.detail = "every service is running"
+                return
+            self.ev(rec, f"not running: {', '.join(s.name for s in todo)}; starting them")
         problems = []
         for svc in todo:
             mark = self.console.mark()
@@ -388,31 +392,38 @@ class Recovery:
             rec.detail = f"not running after start: {', '.join(problems)}"
 
     def step_postgres(self, rec: StepRecord) -> None:
+        """Check Postgres, restart it until the check passes; then restart domtool-server and test domtool.
+
+        A Postgres process can exist and still refuse connections (it started without AFS): when the
+        domtool test then fails, Postgres is restarted again, within the same limit.
+        """
         check = self.host.checks.get("postgres")
         pg = next((s for s in self.host.services if s.name in ("postgres", "postgresql")), None)
         if check is None and pg is None:
             rec.outcome, rec.detail = "skipped", "no postgres service or check in the inventory"
             return
         check = check or f"pgrep -x {pg.process if pg else 'postgres'}"
-        for attempt in range(self.opts.postgres_max_restarts + 1):
-            res = self.run(rec, check)
-            if check_passes(res):
-                self.ev(rec, f"postgres verified after {attempt} restart(s)")
-                break
-            if pg is None or attempt == self.opts.postgres_max_restarts:
+        dt = next((s for s in self.host.services if s.name == "domtool-server"), None)
+        test = self.host.checks.get("domtool")
+        restarts = 0
+        while True:
+            if check_passes(self.run(rec, check)):
+                if dt is not None:
+                    self.run(rec, service_cmd(dt, "restart"))
+                if not test:
+                    self.ev(rec, f"postgres verified after {restarts} restart(s)")
+                    return
+                res = self.run(rec, test)
+                if check_passes(res):
+                    self.ev(rec, f"postgres and domtool verified after {restarts} postgres restart(s)")
+                    return
+                self.ev(rec, "the domtool test failed: restarting postgres again")
+            if pg is None or restarts >= self.opts.postgres_max_restarts:
                 rec.outcome = "failed"
-                rec.detail = f"postgres not running after {attempt} restart(s)"
+                rec.detail = f"postgres/domtool not verified after {restarts} restart(s) of postgres"
                 return
             self.run(rec, service_cmd(pg, "restart"))
-        dt = next((s for s in self.host.services if s.name == "domtool-server"), None)
-        if dt is not None:
-            self.run(rec, service_cmd(dt, "restart"))
-        test = self.host.checks.get("domtool")
-        if test:
-            res = self.run(rec, test)
-            if not check_passes(res):
-                rec.outcome = "failed"
-                rec.detail = f"domtool test failed (exit {res.exit_code})"
+            restarts += 1
 
     # -- dry run ------------------------------------------------------------------------------------------------
     def plan_all(self, alive: bool) -> None:
