@@ -366,7 +366,9 @@ class Recovery:
         todo = list(self.stopped)
         if not todo:
             # nothing was stopped: still double-check every service (those that started without AFS may be down)
-            todo = [svc for svc in self.host.services if self.run(rec, f"pgrep -x {svc.process}").exit_code != 0]
+            # a process under another name (mariadbd for mysqld) is asked about through its own status command
+            todo = [svc for svc in self.host.services if self.run(rec, f"pgrep -x {svc.process}").exit_code != 0
+                    and self.run(rec, service_cmd(svc, "status")).exit_code != 0]
             if not todo:
                 rec.detail = "every service is running"
                 return
@@ -380,6 +382,8 @@ class Recovery:
             for b in benign:
                 self.ev(rec, f"known harmless: {b.text[:80]} (line {b.line})")
             up = self.run(rec, f"pgrep -x {svc.process}")
+            if up.exit_code != 0:
+                up = self.run(rec, service_cmd(svc, "status"))
             if up.exit_code != 0:
                 problems.append(svc.name)
                 self.ev(rec, f"{svc.name}: NOT running after start (exit {res.exit_code})")
