@@ -30,3 +30,18 @@ def decode_escapes(text: str) -> bytes:
         out += c.encode("utf-8")
         i += 1
     return bytes(out)
+
+
+def escape_tilde(data: bytes, at_line_start: bool) -> tuple[bytes, bool]:
+    """Double every ``~`` at the start of a line, where ssh and ipmitool read their escapes (``~~`` sends one).
+
+    Return the bytes to send and whether the next byte starts a line.
+    """
+    out = bytearray()
+    for b in data:
+        if at_line_start and b == 0x7E:
+            out += b"~~"
+        else:
+            out.append(b)
+        at_line_start = b in (10, 13)
+    return bytes(out), at_line_start

@@ -51,6 +51,7 @@ from consolebot.errors import (
     TargetError,
     TransportError,
 )
+from consolebot.escapes import escape_tilde
 from consolebot.power.ipmi_common import PASSWORD_ENV, BmcTarget, Ipmitool
 from consolebot.transport.base import Ability
 from consolebot.transport.process import ProcessTransport
@@ -188,16 +189,8 @@ class IpmitoolSolTransport(ProcessTransport):
 
     # -- data ----------------------------------------------------------------------------------------------------
     def _encode(self, data: bytes) -> bytes:
-        out = bytearray()
-        at_start = self._line_start
-        for b in data:
-            if at_start and b == 0x7E:  # "~" where ipmitool looks for its escape: "~~" sends one "~"
-                out += b"~~"
-            else:
-                out.append(b)
-            at_start = b in (10, 13)
-        self._line_start = at_start
-        return bytes(out)
+        out, self._line_start = escape_tilde(data, self._line_start)  # "~~" sends one "~" through ipmitool
+        return out
 
     @property
     def at_line_start(self) -> bool:

@@ -106,6 +106,7 @@ from consolebot.errors import (
     TransportError,
     UsageError,
 )
+from consolebot.escapes import escape_tilde
 from consolebot.secrets.secret import Secret
 from consolebot.transport.base import Ability, Transport
 
@@ -886,16 +887,8 @@ class SshTransport(ProcessTransport):
     def _encode(self, data: bytes) -> bytes:
         if not self.rfc4335:
             return data
-        out = bytearray()
-        at_start = self._line_start
-        for b in data:
-            if at_start and b == 0x7E:  # "~" where ssh looks for its escape: "~~" sends one "~"
-                out += b"~~"
-            else:
-                out.append(b)
-            at_start = b in (10, 13)
-        self._line_start = at_start
-        return bytes(out)
+        out, self._line_start = escape_tilde(data, self._line_start)  # "~~" sends one "~" through ssh
+        return out
 
     def _send_break(self) -> None:
         if not self.rfc4335:
