@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -221,6 +220,8 @@ def serve_cmd(args: argparse.Namespace, out: Output) -> int:
               file=info, flush=True)
 
     try:
+        import asyncio  # here, not at the top: consolebot --help must stay fast
+
         asyncio.run(server.run(ready))
     except OSError as exc:
         raise UsageError(f"cannot listen: {exc.strerror}; choose other ports (--port 0 picks free ones)") from None
