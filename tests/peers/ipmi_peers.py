@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import LAB_PASSWORD
+from tests.peers.process_peers import descendants
 
 LOOPBACK = "127.0.0.1"
 REAL_IPMITOOL = shutil.which("ipmitool") or "/usr/bin/ipmitool"
@@ -71,36 +72,6 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((LOOPBACK, 0))
         return int(s.getsockname()[1])
-
-
-def _proc_children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 1:
-            kids.setdefault(int(fields[1]), []).append(int(entry))
-    return kids
-
-
-def descendants(pid: int) -> list[int]:
-    """Given a PID, its descendants, deepest first."""
-    kids = _proc_children()
-    out: list[int] = []
-
-    def walk(p: int) -> None:
-        for c in kids.get(p, []):
-            walk(c)
-            out.append(c)
-
-    walk(pid)
-    return out
 
 
 def alive(pid: int) -> bool:

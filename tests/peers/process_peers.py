@@ -54,7 +54,8 @@ def _children() -> dict[int, list[int]]:
             continue
         # the command name may hold spaces and parentheses: split after the last ')'
         fields = stat[stat.rfind(b")") + 2 :].split()
-        kids.setdefault(int(fields[1]), []).append(int(entry))
+        if len(fields) > 1:
+            kids.setdefault(int(fields[1]), []).append(int(entry))
     return kids
 
 
