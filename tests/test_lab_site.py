@@ -56,7 +56,10 @@ def test_after_the_outage_mire_and_outpost_need_restarts(tmp_path: Path) -> None
             "Restarting apache2 (via systemctl): apache2.service.\n"
         assert run(m, "mire-sim", "wget -q -O /dev/null http://localhost/; echo $?") == "0\n"
         assert run(m, "mire-sim", "systemctl restart domtool-slave; systemctl is-active domtool-slave") == "active\n"
-        assert run(o, "outpost-sim", "service domtool-slave restart; domtool-dnscheck; echo rc=$?") == (
+        # the slave's restart alone leaves named serving stale zones (the last outage): bind9's restart reloads them
+        assert run(o, "outpost-sim", "service domtool-slave restart; domtool-dnscheck; echo rc=$?").endswith(
+            "STALE\nrc=1\n")
+        assert run(o, "outpost-sim", "service bind9 restart >/dev/null; domtool-dnscheck; echo rc=$?") == (
             "hcoop.net: serial 2024051403: up to date\nexample.org: serial 2024051403: up to date\nrc=0\n")
         assert run(o, "outpost-sim", "dig +short @localhost hcoop.net SOA") == \
             "ns1.hcoop.net. hostmaster.hcoop.net. 2024051403 10800 3600 604800 3600\n"

@@ -47,15 +47,15 @@ class Shell:
         self.saved_loglevel: int | None = None
         self.count = 0
 
-    def prepare(self, quiet_kernel: bool = False) -> None:
+    def prepare(self, quiet_kernel: bool = False, timeout_s: float = 15.0) -> None:
         """A unique prompt, no history, no line editing or bracketed paste, a wide terminal."""
         s = self.console.session
         s.sendline(f"PS1={_split(self.prompt)}; PS2=''; unset HISTFILE; export TERM=dumb")
-        s.expect([self.prompt.encode()], 15)
+        s.expect([self.prompt.encode()], timeout_s)
         for line in ("set +o vi 2>/dev/null; set +o emacs 2>/dev/null; bind 'set enable-bracketed-paste off' "
                      "2>/dev/null; stty cols 500 -ixon 2>/dev/null; true",):
             s.sendline(line)
-            s.expect([self.prompt.encode()], 15)
+            s.expect([self.prompt.encode()], timeout_s)
         if quiet_kernel:
             res = self.run("cat /proc/sys/kernel/printk")
             try:

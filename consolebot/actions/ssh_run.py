@@ -1,6 +1,8 @@
 """Run a command over SSH while SSH answers; tell a refusal or a hang from a result.
 
-``ssh -o BatchMode=yes -o ConnectTimeout=N`` with the user's agent or the inventory's key.
+``ssh -o BatchMode=yes -o ConnectTimeout=N`` with the user's agent or the inventory's key; or the
+inventory's ``[ssh] exec`` command line instead of ssh (a jump wrapper, the simulator's SSH path),
+given the remote command as its last argument as ssh is.
 A first probe (``true``) must finish within ``probe_timeout_s``: a server that accepts the
 connection and then hangs (NSS lookups on a dead AFS server) fails it, and the caller
 falls back to the console.
@@ -9,7 +11,9 @@ falls back to the console.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -39,11 +43,30 @@ def ssh_argv(spec: SshSpec, extra_options: dict[str, str] | None = None) -> list
     return argv
 
 
+def exec_argv(spec: SshSpec) -> list[str]:
+    """The ``[ssh] exec`` command line as an argv; a first word ``consolebot`` is this very consolebot."""
+    argv = shlex.split(spec.exec or "")
+    if argv and argv[0] == "consolebot":
+        argv = [sys.executable, "-m", "consolebot", *argv[1:]]
+    return argv
+
+
+def remote_argv(spec: SshSpec, command: str | None, tty: bool = False,
+                extra_options: dict[str, str] | None = None) -> list[str]:
+    """The argv that runs ``command`` on the host (a login shell when None; ``tty``: ask ssh for a terminal)."""
+    if spec.exec:
+        return exec_argv(spec) + ([command] if command is not None else [])
+    argv = ssh_argv(spec, extra_options)
+    if tty:
+        argv[1] = "-tt"
+    return argv + (["--", command] if command is not None else [])
+
+
 def ssh_run(spec: SshSpec, command: str, timeout_s: float, extra_options: dict[str, str] | None = None) -> SshOutcome:
     """Run ``command`` on the host over SSH; never raises for a refusal or a hang."""
     t0 = time.monotonic()
     try:
-        proc = subprocess.run([*ssh_argv(spec, extra_options), "--", command], stdin=subprocess.DEVNULL,
+        proc = subprocess.run(remote_argv(spec, command, extra_options=extra_options), stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return SshOutcome(False, "hung", elapsed_s=round(time.monotonic() - t0, 3),

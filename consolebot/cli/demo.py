@@ -2,8 +2,9 @@
 
 It starts the simulated site with Deleuze hung (rebooting into a crash boot whose old init
 script lets services start without AFS, a 20 s salvage, Postgres failing two starts,
-courier-authdaemon surviving its first stop, the second candidate password right) and runs
-``recover`` against it with a throwaway in-memory keyring, then prints the report. It can never
+courier-authdaemon surviving its first stop, the second candidate password right; Mire's web
+server and both domtool slaves broken, Outpost's zones stale) and runs ``recover`` against it
+(shells held on Mire and Outpost first, their restarts and checks last) with a throwaway in-memory keyring, then prints the report. It can never
 touch a real machine: it writes its own temporary inventory, passes it explicitly (ignoring
 ``$CONSOLEBOT_INVENTORY`` and ``./hardware``), and refuses any host whose console hostname or
 BMC GUID is not the simulator's, or whose console is not on loopback.
@@ -75,23 +76,28 @@ def start_simulator(workdir: Path, flags: list[str], env_extra: dict[str, str],
 
 
 def write_inventory(folder: Path, served: dict[str, Any]) -> Path:
-    """The shipped lab-deleuze entry, pointed at the ports the simulator chose."""
+    """The shipped lab-* entries of the hosts served, pointed at the ports the simulator chose."""
     from consolebot.inventory.load import shipped_folder
 
-    deleuze = served["hosts"]["deleuze"]
-    text = (shipped_folder() / "lab-deleuze.toml").read_text()
-    text = text.replace("telnet://127.0.0.1:7101", f"telnet://127.0.0.1:{deleuze['telnet']}")
-    text = text.replace("port = 7103", f"port = {deleuze['bmc']}")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "lab-deleuze.toml").write_text(text)
+    defaults = {"deleuze": (7101, 7103), "mire": (7111, 7113), "outpost": (7121, 7123)}
+    for name, ports in served["hosts"].items():
+        telnet, bmc = defaults[name]
+        text = (shipped_folder() / f"lab-{name}.toml").read_text()
+        text = text.replace(f"telnet://127.0.0.1:{telnet}", f"telnet://127.0.0.1:{ports['telnet']}")
+        text = text.replace(f"port = {bmc}", f"port = {ports['bmc']}")
+        text = text.replace(f"--bmc-port {bmc}", f"--bmc-port {ports['bmc']}")
+        if name == "deleuze" and len(served["hosts"]) == 1:
+            text = text.replace('others = ["lab-mire", "lab-outpost"]', "others = []")
+        (folder / f"lab-{name}.toml").write_text(text)
     return folder
 
 
-def check_simulated(host: Any, served: dict[str, Any]) -> None:
+def check_simulated(host: Any, served: dict[str, Any], name: str = "deleuze") -> None:
     """Refuse anything that is not the simulator's own host."""
     from consolebot.power.base import normalise_guid
 
-    sim = served["hosts"]["deleuze"]
+    sim = served["hosts"][name]
     if not host.simulated or list(host.console_hostnames) != [sim["console_hostname"]]:
         raise Refused(f"{host.source}: not the simulator's host (console hostname {host.console_hostnames})")
     if host.bmc is None or normalise_guid(host.bmc.guid) != normalise_guid(sim["guid"]):
@@ -118,7 +124,10 @@ def demo_cmd(args: argparse.Namespace, out: Output) -> int:
     try:
         inv = load_inventory(str(write_inventory(workdir / "inventory", served)))
         host = inv.get("lab-deleuze")
-        check_simulated(host, served)
+        for name in served["hosts"]:
+            check_simulated(inv.get(f"lab-{name}"), served, name)
+        if list(host.others) != [f"lab-{n}" for n in served["hosts"] if n != "deleuze"]:
+            raise Refused(f"{host.source}: others must be the simulator's other hosts, not {list(host.others)}")
         out.say(f"demo: a simulated Deleuze ({host.console_hostnames[0]}) is hung; recovering it "
                 f"(transcripts in {folder})")
         ns = argparse.Namespace(

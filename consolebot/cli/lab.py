@@ -118,6 +118,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     front.add_argument("-c", dest="shell_command", default=None, metavar="COMMAND", help="with --shell: run this")
     front.add_argument("--ssh-refuses", action="store_true", help="with --shell: fail as a refused SSH login (255)")
     front.add_argument("--ssh-hangs", action="store_true", help="with --shell: accept, then hang")
+    front.add_argument("--sshd", action="append", default=[], metavar="HOST=MODE",
+                       help="how HOST's sshd answers new logins: accepts (default), refuses or hangs (NSS stuck on a "
+                       "dead AFS server); the control channel's 'sshd MODE' changes it while serving")
+    front.add_argument("remote_command", nargs="*", metavar="COMMAND",
+                       help="with --shell: the command to run (as 'ssh HOST COMMAND' passes it)")
     logs = serve.add_argument_group("recording")
     logs.add_argument("--send-log", default=None,
                       help="JSON lines of every byte sent, with times ({host} in the name, or one file per host)")
@@ -129,6 +134,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def _lab_help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
+
+
+def _sshd_pair(text: str) -> tuple[str, str]:
+    host, sep, mode = text.partition("=")
+    if not sep:
+        raise UsageError(f"--sshd {text}: write HOST=MODE, for example mire=refuses")
+    return host.strip(), mode.strip()
 
 
 def build_options(args: argparse.Namespace, env: dict[str, str] | None = None) -> tuple[Any, list[Any]]:
@@ -147,8 +159,10 @@ def build_options(args: argparse.Namespace, env: dict[str, str] | None = None) -
         raise UsageError("give --site or --host, not both")
     if args.site and (args.stdio or args.shell):
         raise UsageError("--stdio and --shell serve one host: use --host NAME")
-    if (args.ssh_refuses or args.ssh_hangs or args.shell_command is not None) and not args.shell:
-        raise UsageError("--ssh-refuses, --ssh-hangs and -c belong to --shell")
+    if (args.ssh_refuses or args.ssh_hangs or args.shell_command is not None or args.remote_command) \
+            and not args.shell:
+        raise UsageError("--ssh-refuses, --ssh-hangs, -c and a COMMAND belong to --shell"
+                         + (f" (got {' '.join(args.remote_command)!r})" if args.remote_command else ""))
     if args.shell and not args.stdio:
         raise UsageError("--shell works on stdin/stdout: add --stdio")
     names = list(HOSTS) if args.site else [args.host or "deleuze"]
@@ -175,6 +189,7 @@ def build_options(args: argparse.Namespace, env: dict[str, str] | None = None) -
         kvm_password=env.get(KVM_PASSWORD_ENV, "kvmpass"),
         send_log=args.send_log,
         act_log=args.act_log,
+        sshd=dict(_sshd_pair(x) for x in args.sshd),
     )
     check_options(opts, names)
     profiles = [load_profile(n) for n in names]
@@ -202,7 +217,9 @@ def serve_cmd(args: argparse.Namespace, out: Output) -> int:
         from consolebot.lab.sshshell import run_shell_mode
 
         opts, profiles = build_options(args)
-        return run_shell_mode(profiles[0], opts, args.bmc_port, args.ssh_refuses, args.ssh_hangs, args.shell_command)
+        command = args.shell_command if args.shell_command is not None else (
+            " ".join(args.remote_command) if args.remote_command else None)
+        return run_shell_mode(profiles[0], opts, args.bmc_port, args.ssh_refuses, args.ssh_hangs, command)
     server = build_server(args)
     info = sys.stderr if args.stdio else sys.stdout
 

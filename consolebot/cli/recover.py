@@ -17,10 +17,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="Perform the recovery runbook on HOST's console: preflight, assess (nudge; the reboot "
                        "ladder when hung), boot, login, fileserver (bos status; stop the services that started "
                        "without AFS), salvage (wait), services (start again), postgres (check, restart until it "
-                       "passes; domtool), report. Exit 0 only when every step verified.")
+                       "passes; domtool), others (the hosts HOST's inventory names in 'others': restarts and checks "
+                       "of their [after_outage], over a shell held since 'prepare', else SSH, else their console), "
+                       "report. Exit 0 only when every step verified.")
     p.add_argument("host")
     p.add_argument("--dry-run", action="store_true", help="attach read-only, assess, print the plan; send nothing")
     p.add_argument("--from", dest="from_step", choices=STEPS[:-1], default="preflight", help="resume at this step")
+    p.add_argument("--only", choices=("others",), default=None,
+                   help="only this step: 'others' recovers the other hosts alone (HOST's console is not touched)")
+    p.add_argument("--no-prepare", action="store_true",
+                   help="do not hold root shells on the other hosts before touching HOST")
     p.add_argument("--clean", action="store_true", help="when the host is alive: stop services and reboot cleanly")
     p.add_argument("--yes", action="store_true", help="allow SysRq (and power with --allow-power) without asking")
     p.add_argument("--allow-power", action="store_true")
@@ -50,35 +56,68 @@ def run_recover(args: argparse.Namespace, out: Output, host: Any, folder: Path, 
         from consolebot.secrets.store import open_store
 
         store = open_store()
-    if not args.dry_run and args.from_step in ("preflight", "assess"):
+    only = getattr(args, "only", None)
+    if not args.dry_run and only is None and args.from_step in ("preflight", "prepare", "assess"):
         confirm(host.name, "recover (SysRq" + (", power" if args.allow_power else "") + " if it is hung)", args.yes)
+    others_hosts = _others(host, inv_folder)
+    if others_hosts and not args.dry_run:
+        confirm(", ".join(o.name for o in others_hosts), "restart services after the outage (a clean reboot of one "
+                "whose restart fails; SysRq when its console is hung)", args.yes)
 
-    def candidates(user: str) -> list[Any]:
-        found = list(store.candidates(host.login.secret_host or host.name, user))
-        for s in found:
-            out.redactor.add(s.reveal())
-        return found
+    def candidates_for(h: Any) -> Any:
+        def candidates(user: str) -> list[Any]:
+            found = list(store.candidates(h.login.secret_host or h.name, user))
+            for s in found:
+                out.redactor.add(s.reveal())
+            return found
+        return candidates
+
+    candidates = candidates_for(host)
 
     opts = RecoverOptions(from_step=args.from_step, dry_run=args.dry_run, clean=args.clean,
                           allow_power=args.allow_power, max_rung=args.max_rung, assume_identity=args.assume_identity,
                           boot_timeout_s=args.boot_timeout_s, salvage_deadline_s=args.salvage_deadline_s,
-                          salvage_poll_s=args.salvage_poll_s, postgres_max_restarts=args.postgres_max_restarts)
+                          salvage_poll_s=args.salvage_poll_s, postgres_max_restarts=args.postgres_max_restarts,
+                          prepare=not getattr(args, "no_prepare", False), only=only)
+    others = None
+    if others_hosts:
+        from consolebot.runbooks.held import ConsoleShellOptions
+        from consolebot.runbooks.others import Others, OthersOptions
+
+        for o in others_hosts:
+            from consolebot.wiring import known_secrets
+
+            known_secrets(o, out.redactor, out.warn)
+        others = Others(others_hosts, out.redactor, folder, candidates_for, OthersOptions(
+            console=ConsoleShellOptions(inventory_folder=inv_folder, yield_timeout_s=args.yield_timeout_s,
+                                        allow_power=args.allow_power, assume_identity=args.assume_identity,
+                                        boot_timeout_s=args.boot_timeout_s, steal=getattr(args, "steal", False))),
+            out.say)
     power = power_backend(host)
-    attached = AttachedConsole(host, "consolebot recover" + (" --dry-run" if args.dry_run else ""), out.redactor,
-                               folder, inv_folder, args.yield_timeout_s, steal=getattr(args, "steal", False))
-    with attached as console:
-        if args.dry_run:
-            console.session.read_only = True
-        rec = Recovery(console, host, power, candidates, opts, out.say)
+    if only == "others":
+        rec = Recovery(None, host, power, candidates, opts, out.say, others)
         report = rec.execute()
-        if console.session.transcript is not None:
-            report.transcript = console.session.transcript.paths()
-    report.lock_released = not attached.writer.lock.held
+        report.lock_released = True
+    else:
+        attached = AttachedConsole(host, "consolebot recover" + (" --dry-run" if args.dry_run else ""), out.redactor,
+                                   folder, inv_folder, args.yield_timeout_s, steal=getattr(args, "steal", False))
+        with attached as console:
+            if args.dry_run:
+                console.session.read_only = True
+            rec = Recovery(console, host, power, candidates, opts, out.say, others)
+            report = rec.execute()
+            if console.session.transcript is not None:
+                report.transcript = console.session.transcript.paths()
+        report.lock_released = not attached.writer.lock.held
     code = exit_code(report, rec.error)
     out.say(f"{host.name}: {report.outcome} in {report.elapsed_s:.1f} s; logged out: {report.logged_out}; "
             f"lock released: {report.lock_released}")
     for r in report.steps:
         out.say(f"  {r.name:10} {r.outcome:11} {r.elapsed_s:6.1f} s  {r.detail}".rstrip())
+    for name, o in report.others.items():
+        checks = ", ".join(f"{k} {v}" for k, v in o["checks"].items())
+        out.say(f"  {name:10} {o['outcome']:11} {o['elapsed_s']:6.1f} s  via {o['via'] or '-'}; {o['detail']}"
+                + (f"; checks: {checks}" if checks else ""))
     if report.plan:
         out.say("plan:")
         for p in report.plan:
@@ -90,3 +129,18 @@ def run_recover(args: argparse.Namespace, out: Output, host: Any, folder: Path, 
         out.error(f"{host.name}: recovery {report.outcome}" + (f" at {failed.name}: {failed.detail}" if failed else ""))
     out.result(code == 0, exit_code=code, **report.to_json())
     return code
+
+
+def _others(host: Any, inv_folder: Path | None) -> list[Any]:
+    """The hosts HOST's inventory names in ``others``; an unknown name is an inventory error."""
+    if not host.others:
+        return []
+    from consolebot.errors import ConfigError
+    from consolebot.inventory.load import load_inventory
+
+    inv = load_inventory(str(inv_folder) if inv_folder else None)
+    missing = [n for n in host.others if n not in inv.hosts]
+    if missing:
+        raise ConfigError(f"{host.source}: others: no host {', '.join(missing)} in inventory {inv.folder}; "
+                          f"known: {', '.join(sorted(inv.hosts))}")
+    return [inv.hosts[n] for n in host.others]

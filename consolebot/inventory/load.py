@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from consolebot.errors import ConfigError
-from consolebot.inventory.model import BmcSpec, ConsoleSpec, Host, LoginSpec, ServiceSpec, SshSpec
+from consolebot.inventory.model import (
+    AfterOutageSpec,
+    BmcSpec,
+    ConsoleSpec,
+    Host,
+    LoginSpec,
+    ServiceSpec,
+    SshSpec,
+)
 
 TRANSPORTS = {"telnet", "socket", "rfc2217", "serial", "loop", "exec", "ssh", "conserver", "ipmitool-sol", "pyghmi-sol"}
 METHODS = {"init.d", "sv", "systemctl"}
@@ -55,8 +63,14 @@ SCHEMA: dict[str, Any] = {
         "secret_host": (str, False),
         "max_attempts": (int, False),
     },
+    "others": (list, False),
+    "after_outage": {
+        "restart": (list, False),
+        "fixes": (dict, False),
+    },
     "ssh": {
-        "address": (str, True),
+        "address": (str, False),
+        "exec": (str, False),
         "port": (int, False),
         "user": (str, False),
         "key": (str, False),
@@ -228,8 +242,46 @@ def parse_host(path: Path, data: dict[str, Any], name: str | None = None) -> Hos
     ssh = None
     if "ssh" in data:
         s = data["ssh"]
-        ssh = SshSpec(address=s["address"], port=s.get("port", 22), user=s.get("user", "root"), key=s.get("key"),
-                      connect_timeout_s=float(s.get("connect_timeout_s", 10.0)), known_hosts=s.get("known_hosts"))
+        if bool(s.get("address")) == bool(s.get("exec")):
+            raise ctx.fail("ssh.address", "give either address (ssh to it) or exec (a command used instead of ssh)")
+        if s.get("exec"):
+            import shlex
+
+            try:
+                if not shlex.split(s["exec"]):
+                    raise ValueError("empty")
+            except ValueError as exc:
+                raise ctx.fail("ssh.exec", f"not a usable command line: {exc}") from None
+        if float(s.get("connect_timeout_s", 10.0)) <= 0:
+            raise ctx.fail("ssh.connect_timeout_s", "must be more than 0")
+        ssh = SshSpec(address=s.get("address", ""), port=s.get("port", 22), user=s.get("user", "root"),
+                      key=s.get("key"), connect_timeout_s=float(s.get("connect_timeout_s", 10.0)),
+                      known_hosts=s.get("known_hosts"), exec=s.get("exec"))
+    others = _str_list(ctx, "others", data.get("others", []))
+    for o in others:
+        if o == name:
+            raise ctx.fail("others", f"names the host itself ({name})")
+    after = None
+    if "after_outage" in data:
+        a = data["after_outage"]
+        names = {svc.name for svc in services}
+        restart = _str_list(ctx, "after_outage.restart", a.get("restart", []))
+        for r in restart:
+            if r not in names:
+                raise ctx.fail("after_outage.restart", f"{r!r} is not a [[service]] name here; known: "
+                               f"{', '.join(sorted(names)) or 'none'}")
+        fixes: dict[str, tuple[str, ...]] = {}
+        for check, svcs in a.get("fixes", {}).items():
+            key = f"after_outage.fixes.{check}"
+            if check not in checks:
+                raise ctx.fail(key, f"no check named {check!r} in [checks]")
+            if not isinstance(svcs, list):
+                raise ctx.fail(key, "must be a list of [[service]] names")
+            fixes[check] = _str_list(ctx, key, svcs)
+            for r in fixes[check]:
+                if r not in names:
+                    raise ctx.fail(key, f"{r!r} is not a [[service]] name here")
+        after = AfterOutageSpec(restart=restart, fixes=fixes)
     return Host(
         name=name,
         source=str(path),
@@ -243,6 +295,8 @@ def parse_host(path: Path, data: dict[str, Any], name: str | None = None) -> Hos
         rules=data.get("rules"),
         description=data.get("description", ""),
         simulated=bool(data.get("simulated", False)),
+        others=others,
+        after_outage=after,
     )
 
 

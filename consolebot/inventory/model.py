@@ -48,12 +48,25 @@ class ServiceSpec:
 
 @dataclass(frozen=True)
 class SshSpec:
-    address: str
+    address: str = ""
     port: int = 22
     user: str = "root"
     key: str | None = None
-    connect_timeout_s: float = 10.0
+    connect_timeout_s: float = 10.0  # connect, log in and answer a first command within this, else "hung"
     known_hosts: str | None = None  # a known_hosts file (default: the user's own)
+    exec: str | None = None  # a command line used instead of ssh (the remote command is appended, as ssh does)
+
+    def describe(self) -> str:
+        return f"exec {self.exec}" if self.exec else f"ssh {self.user}@{self.address}" + (
+            f" -p {self.port}" if self.port != 22 else "")
+
+
+@dataclass(frozen=True)
+class AfterOutageSpec:
+    """What this host needs after the main server's outage (``recover``'s ``others`` step)."""
+
+    restart: tuple[str, ...] = ()  # services ([[service]] names) restarted, in order
+    fixes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # check -> services restarted when it fails
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,11 @@ class Host:
     rules: str | None = None
     description: str = ""
     simulated: bool = False
+    others: tuple[str, ...] = ()  # the hosts that depend on this one (recovered after it: 'recover' step others)
+    after_outage: AfterOutageSpec | None = None
+
+    def service(self, name: str) -> ServiceSpec | None:
+        return next((s for s in self.services if s.name == name), None)
 
     def secret_refs(self) -> list[str]:
         """Every keyring reference this host names (for preflight and redaction)."""

@@ -9,7 +9,10 @@ Protocol (one request per line, ASCII; one JSON object per reply line; the conne
     soft              -> {"ok": true, "power": ..., "acpi": true|false}  (power button: orderly halt if userspace runs)
     guid              -> {"ok": true, "guid": "<32 hex digits>"}
     info              -> {"ok": true, "host", "console_hostname", "guid", "power", "state", "scenario"}
-    ssh COMMAND       -> {"ok": true, "exit": N, "output": "..."}  (an SSH command on the host, for ``--shell``)
+    login             -> {"ok": true, "prompt": "..."}    (a new SSH login: refused, or never answered, as sshd does)
+    ssh COMMAND       -> {"ok": true, "exit": N, "output": "...", "prompt": "..."}  (an SSH command, for ``--shell``)
+    sshd MODE         -> {"ok": true, "sshd": MODE}       (accepts | refuses | hangs: how new logins fare from now on;
+                                                           logins already made go on working, as a held shell does)
     quit              -> closes
 
 Every request is recorded in the host's act log as {"act": "bmc", "cmd": ...}. Loopback only; no
@@ -26,7 +29,7 @@ from consolebot.lab.commands import MachineSystem
 from consolebot.lab.machine import Machine, State
 from consolebot.lab.shell import Shell
 
-ACTS = ("status", "on", "off", "reset", "cycle", "diag", "soft", "guid", "info", "ssh", "quit")
+ACTS = ("status", "on", "off", "reset", "cycle", "diag", "soft", "guid", "info", "login", "ssh", "sshd", "quit")
 
 
 async def handle_request(m: Machine, line: str, session: dict[str, Any]) -> dict[str, Any] | None:
@@ -37,7 +40,7 @@ async def handle_request(m: Machine, line: str, session: dict[str, Any]) -> dict
         return {"ok": False, "error": "empty request; try: " + " ".join(ACTS)}
     if verb in ("quit", "exit"):
         return None
-    if verb != "ssh":
+    if verb not in ("ssh", "login", "sshd"):
         m.act("bmc", cmd=verb)
     power = lambda: "on" if m.powered else "off"  # noqa: E731
     if verb == "status":
@@ -68,22 +71,53 @@ async def handle_request(m: Machine, line: str, session: dict[str, Any]) -> dict
         return {"ok": True, "power": power(), "acpi": acpi}
     if verb == "ssh":
         return await _ssh(m, arg, session)
+    if verb == "login":
+        return await _login(m, session)
+    if verb == "sshd":
+        from consolebot.lab.config import SSHD_MODES
+
+        if arg.strip() not in SSHD_MODES:
+            return {"ok": False, "error": f"sshd wants one of {', '.join(SSHD_MODES)}"}
+        m.sshd_mode = arg.strip()
+        m.act("sshd", mode=m.sshd_mode)
+        return {"ok": True, "sshd": m.sshd_mode}
     return {"ok": False, "error": f"unknown request {verb!r}; try: " + " ".join(ACTS)}
+
+
+async def _login(m: Machine, session: dict[str, Any]) -> dict[str, Any]:
+    """A new SSH login; a session that already has its shell keeps it whatever sshd does now."""
+    shell = session.get("shell")
+    host = m.console_hostname
+    if isinstance(shell, Shell):
+        if session.get("boot") != m.boot_count or not m.powered:
+            session.pop("shell")
+            return {"ok": False, "exit": 255, "error": f"Connection to {host} closed by remote host."}
+        if m.state in (State.HUNG, State.PANIC):
+            await asyncio.Event().wait()  # the kernel is wedged: the held session hangs with it
+        return {"ok": True, "prompt": shell.prompt()}
+    if not m.powered or m.state in (State.OFF, State.BOOTING, State.SHUTDOWN):
+        return {"ok": False, "exit": 255, "error": f"ssh: connect to host {host} port 22: Connection refused"}
+    if m.state in (State.HUNG, State.PANIC, State.LOGIN_HANG) or m.nss_hang or m.sshd_mode == "hangs":
+        m.act("ssh-login", outcome="hangs")
+        await asyncio.Event().wait()  # sshd accepts, then hangs in NSS lookups: never answers
+    if m.sshd_mode == "refuses":
+        m.act("ssh-login", outcome="refused")
+        return {"ok": False, "exit": 255, "error": f"root@{host}: Permission denied (publickey,password)."}
+    shell = Shell(MachineSystem(m, console=False), interactive=False, name="bash", pid=m.next_pid())
+    session["shell"] = shell
+    session["boot"] = m.boot_count
+    m.act("ssh-login", outcome="accepted")
+    return {"ok": True, "prompt": shell.prompt()}
 
 
 async def _ssh(m: Machine, command: str, session: dict[str, Any]) -> dict[str, Any]:
     m.act("ssh", text=command)
-    host = m.console_hostname
-    if not m.powered or m.state in (State.OFF, State.BOOTING, State.SHUTDOWN):
-        return {"ok": False, "exit": 255, "error": f"ssh: connect to host {host} port 22: Connection refused"}
-    if m.state in (State.HUNG, State.PANIC, State.LOGIN_HANG) or m.nss_hang:
-        await asyncio.Event().wait()  # sshd accepts, then hangs in NSS lookups: never answers
-    shell = session.get("shell")
-    if not isinstance(shell, Shell):
-        shell = Shell(MachineSystem(m, console=False), interactive=False, name="bash", pid=m.next_pid())
-        session["shell"] = shell
+    reply = await _login(m, session)
+    if not reply.get("ok"):
+        return reply
+    shell = session["shell"]
     status, output = await m.remote_command(shell, command)
-    return {"ok": True, "exit": status, "output": output}
+    return {"ok": True, "exit": status, "output": output, "prompt": shell.prompt()}
 
 
 async def serve_bmc_client(m: Machine, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from consolebot.errors import UsageError
 
 HOSTS = ("deleuze", "mire", "outpost")
+SSHD_MODES = ("accepts", "refuses", "hangs")  # how a host's sshd answers a new login
 
 SCENARIOS = ("clean", "salvage-old-init", "salvage-wait", "hung", "sysrq-off", "panic")
 # what a crash reboots into (for hung, sysrq-off, panic and any later crash)
@@ -62,6 +63,7 @@ class SimOptions:
     kvm_password: str = "kvmpass"
     send_log: str | None = None
     act_log: str | None = None
+    sshd: dict[str, str] = field(default_factory=dict)  # host -> accepts | refuses | hangs (new SSH logins)
 
     @property
     def accepted_password(self) -> str:
@@ -161,6 +163,10 @@ def check_options(opts: SimOptions, hosts: list[str]) -> None:
         )
     if opts.salvage_seconds < 0 or opts.time_scale <= 0:
         raise UsageError("--salvage-seconds must be >= 0 and --time-scale > 0")
+    for host, mode in opts.sshd.items():
+        if host not in HOSTS or mode not in SSHD_MODES:
+            raise UsageError(f"--sshd {host}={mode}: write HOST=MODE with HOST one of {', '.join(HOSTS)} "
+                             f"and MODE one of {', '.join(SSHD_MODES)}")
     if opts.stuck_service:
         known = {s for h in hosts for s in SERVICES[h]}
         if opts.stuck_service not in known:

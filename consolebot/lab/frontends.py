@@ -3,7 +3,8 @@
 Both are documented inventions in the style of the real devices (no vendor text is copied): the KVM
 menu is walked by ``consolebot/data/expect_scripts/kvm-menu.chat``, the ILOM-like service processor
 by ``sp-console.chat`` (``->`` prompt, ``start /SP/console``, ``(y/n)? ``, ``Serial console started``,
-and ``ESC (`` back to the prompt).
+and ``ESC (`` back to the prompt), ``sp-power-state.chat`` (``show /SYS power_state``) and
+``sp-power-on.chat`` (``start /SYS``; ``start: Target already started`` when it is on).
 """
 
 from __future__ import annotations
@@ -196,6 +197,10 @@ class SpCli:
                 self.conn.attach_machine(m, rest)
                 return True
             self.conn.send(b"Stopping /SP/console\r\n\r\n" + self.PROMPT)
+            return False
+        if (verb == "start" and m.powered) or (verb.startswith("stop") and not m.powered):
+            done = "started" if verb == "start" else "stopped"
+            self.conn.send(f"{verb.split('-')[0]}: Target already {done}\r\n\r\n".encode() + self.PROMPT)
             return False
         m.act("bmc", cmd={"start": "on", "stop": "soft", "stop-force": "off", "reset": "reset"}.get(verb, verb),
               via="sp")

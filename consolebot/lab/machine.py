@@ -103,6 +103,7 @@ class Machine:
         self.panic_next_boot = primary and opts.scenario == "panic"
         self.nss_hang = primary and opts.scenario == "sysrq-off"
         self.zones_stale = self.scenario == "aftermath" and profile.name == "outpost"
+        self.sshd_mode = opts.sshd.get(profile.name, "accepts")  # new SSH logins (held sessions go on)
         self.console_loglevel = QUIET_LOGLEVEL if opts.quiet else DEFAULT_LOGLEVEL
         self.kmsg_ring: list[str] = []
         self.tty_echo = True
@@ -917,7 +918,7 @@ class Machine:
     # -- service hooks -----------------------------------------------------------------------------------------------------
     def service_started(self, s: Service) -> None:
         """Called after a start by hand that left ``s`` running."""
-        if s.name in ("bind9", "domtool-slave") and not s.broken:
+        if s.name == "bind9" and not s.broken:  # named reloads its zones; a domtool-slave restart alone does not
             self.zones_stale = False
 
     def close(self) -> None:

@@ -1,9 +1,12 @@
 """``consolebot lab serve --stdio --host NAME --shell``: the host's SSH path, a shell with no console.
 
-Run as an sshd ``ForceCommand`` (the command is in ``$SSH_ORIGINAL_COMMAND``), with ``-c COMMAND``,
-or reading command lines on stdin (a prompt only when stdin is a terminal). When a simulator serving
-that host answers on its control port (``--bmc-port``, else the inventory's), commands run there, on
-the same state as its console; otherwise on a standalone copy of the host, already up.
+Run as an sshd ``ForceCommand`` (the command is in ``$SSH_ORIGINAL_COMMAND``), with ``-c COMMAND``
+or the command as the last arguments (as ``ssh HOST COMMAND``: an inventory's ``[ssh] exec``),
+or reading command lines on stdin (a prompt, the shell's own ``PS1``, only when stdin is a terminal).
+When a simulator serving that host answers on its control port (``--bmc-port``, else the
+inventory's), the login and the commands happen there, on the same state as its console (a new
+login is refused or hangs as that host's sshd does, see ``--sshd``); otherwise on a standalone copy
+of the host, already up.
 
 ``--ssh-refuses``: fail as a refused SSH login does (the ssh client's message, exit 255).
 ``--ssh-hangs``: accept, then never answer (NSS lookups hanging on a dead AFS server) until the
@@ -20,6 +23,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 
 from consolebot.lab.config import HostProfile, SimOptions
 from consolebot.lab.machine import Machine
@@ -63,17 +67,41 @@ class Remote:
         self.sock.settimeout(None)
         self.file = self.sock.makefile("rwb")
 
-    def run(self, line: str) -> tuple[int, str]:
-        self.file.write(f"ssh {line.strip()}\n".encode())
+        self.prompt = ""
+        self._closed = False
+
+    def _ask(self, line: str) -> dict[str, object]:
+        self.file.write(f"{line}\n".encode())
         self.file.flush()
         raw = self.file.readline()
         if not raw:
-            return 255, ""
-        reply = json.loads(raw)
+            self._closed = True
+            return {"ok": False, "exit": 255, "error": "Connection closed by remote host."}
+        reply: dict[str, object] = json.loads(raw)
+        if "closed by remote host" in str(reply.get("error", "")):
+            self._closed = True
+        self.prompt = str(reply.get("prompt") or self.prompt)
+        return reply
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def login(self) -> int | None:
+        """None when the login is accepted; else the exit status of a refused one (after its message)."""
+        reply = self._ask("login")
+        if reply.get("ok"):
+            return None
+        sys.stderr.write(str(reply.get("error", "ssh: failed")) + "\r\n")
+        sys.stderr.flush()
+        return int(str(reply.get("exit", 255)))
+
+    def run(self, line: str) -> tuple[int, str]:
+        reply = self._ask(f"ssh {line.strip()}")
         if not reply.get("ok"):
             sys.stderr.write(str(reply.get("error", "ssh: failed")) + "\n")
-            return int(reply.get("exit", 255)), ""
-        return int(reply["exit"]), str(reply["output"])
+            return int(str(reply.get("exit", 255))), ""
+        return int(str(reply["exit"])), str(reply["output"])
 
 
 class Local:
@@ -86,6 +114,13 @@ class Local:
         self.machine = Machine(profile, opts, Site(), lambda _data: None, primary=True)
         self.loop.run_until_complete(self._up())
         self.shell = Shell(MachineSystem(self.machine, console=False), interactive=False, name="bash")
+
+    @property
+    def prompt(self) -> str:
+        return self.shell.prompt()
+
+    def login(self) -> int | None:
+        return None
 
     async def _up(self) -> None:
         self.machine.assume_running()
@@ -116,6 +151,9 @@ def run_shell_mode(profile: HostProfile, opts: SimOptions, control_port: int | N
         backend = Remote(control_port if control_port is not None else profile.bmc_port)
     except OSError:
         backend = Local(profile, opts)
+    refused = backend.login()
+    if refused is not None:
+        return refused
     if command is not None:
         status, output = backend.run(command)
         sys.stdout.write(output)
@@ -123,16 +161,37 @@ def run_shell_mode(profile: HostProfile, opts: SimOptions, control_port: int | N
         return status
     interactive = os.isatty(sys.stdin.fileno())
     status = 0
-    prompt = f"root@{profile.console_hostname}:~# "
-    while True:
+    for line in _lines(sys.stdin.fileno()):
+        if line in ("exit", "logout"):
+            return status
+        if line:
+            status, output = backend.run(line)
+            if isinstance(backend, Remote) and backend.closed:
+                return 255
+            sys.stdout.write(output)
         if interactive:
-            sys.stdout.write(prompt)
-            sys.stdout.flush()
-        line = sys.stdin.readline()
-        if not line:
-            return status
-        if line.strip() in ("exit", "logout"):
-            return status
-        status, output = backend.run(line)
-        sys.stdout.write(output)
+            sys.stdout.write(backend.prompt or f"root@{profile.console_hostname}:~# ")
         sys.stdout.flush()
+    return status
+
+
+def _lines(fd: int) -> Iterator[str]:
+    """Command lines from ``fd``: ended by CR or LF (a raw terminal sends CR), ^C drops the line so far;
+    an empty first item so an interactive shell shows its prompt at once."""
+    yield ""
+    buf = b""
+    while True:
+        data = os.read(fd, 4096)
+        if not data:
+            return
+        for b in data:
+            c = bytes([b])
+            if c == b"\x03":
+                buf = b""
+                yield ""
+            elif c in (b"\r", b"\n"):
+                if buf or c == b"\r":
+                    yield buf.decode("utf-8", "replace").strip()
+                buf = b""
+            else:
+                buf += c

@@ -1,8 +1,9 @@
 """Recover a hung Deleuze: the runbook's sections 2 to 4, on the console, unattended.
 
-Steps (named so ``--from STEP`` can resume): preflight, assess, boot, login, fileserver,
-salvage, services, postgres, report. Site specifics (services, their control methods and
-process names, the checks) come from the inventory. Every act is verified from the console
+Steps (named so ``--from STEP`` can resume): preflight, prepare (hold root shells on the
+other hosts, see :mod:`consolebot.runbooks.others`), assess, boot, login, fileserver, salvage,
+services, postgres, others (the other hosts, seed 4.1), report. Site specifics (services, their
+control methods and process names, the checks, the other hosts) come from the inventory. Every act is verified from the console
 (exit codes, process lists, the recogniser's events) and recorded with its evidence.
 """
 
@@ -20,6 +21,7 @@ from consolebot.actions.shell import CommandResult, Shell
 from consolebot.errors import ConsoleBotError, PromptTimeout
 from consolebot.inventory.model import Host, ServiceSpec
 from consolebot.power.base import PowerBackend
+from consolebot.runbooks.others import Others, check_passes, service_cmd
 from consolebot.runbooks.reboot import LadderOptions, nudge, run_ladder
 from consolebot.runbooks.steps import STEPS
 from consolebot.secrets.secret import Secret
@@ -43,6 +45,8 @@ class RecoverOptions:
     salvage_poll_s: float = 30.0
     postgres_max_restarts: int = 4
     command_timeout_s: float = 120.0
+    prepare: bool = True
+    only: str | None = None  # "others": that step alone
 
 
 @dataclass
@@ -68,6 +72,7 @@ class RecoverReport:
     plan: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     login: dict[str, Any] = field(default_factory=dict)
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -76,29 +81,17 @@ class RecoverReport:
     def to_json(self) -> dict[str, Any]:
         return {"host": self.host, "outcome": self.outcome, "steps": [s.to_json() for s in self.steps],
                 "logged_out": self.logged_out, "lock_released": self.lock_released, "transcript": self.transcript,
-                "plan": self.plan, "elapsed_s": self.elapsed_s, "login": self.login}
-
-
-def service_cmd(svc: ServiceSpec, action: str) -> str:
-    if svc.method == "sv":
-        return f"sv {action} {svc.script}"
-    if svc.method == "systemctl":
-        return f"systemctl {action} {svc.script}"
-    return f"/etc/init.d/{svc.script} {action}"
-
-
-def check_passes(res: CommandResult) -> bool:
-    """A check passes when it exits 0 and says nothing is 'not running' (the seed's Postgres check echoes that)."""
-    return res.exit_code == 0 and "not running" not in res.output.lower()
+                "plan": self.plan, "elapsed_s": self.elapsed_s, "login": self.login, "others": self.others}
 
 
 class Recovery:
     """Given an attached console, the host, its power backend and its candidates, perform the recovery."""
 
-    def __init__(self, console: Console, host: Host, power: PowerBackend | None,
+    def __init__(self, console: Console | None, host: Host, power: PowerBackend | None,
                  candidates: Callable[[str], list[Secret]], opts: RecoverOptions,
-                 progress: Callable[[str], None] = lambda s: None) -> None:
-        self.console = console
+                 progress: Callable[[str], None] = lambda s: None, others: Others | None = None) -> None:
+        self._console = console
+        self.others = others
         self.host = host
         self.power = power
         self.candidates = candidates
@@ -113,6 +106,11 @@ class Recovery:
         self.error: ConsoleBotError | None = None
 
     # -- helpers ------------------------------------------------------------------------------------------
+    @property
+    def console(self) -> Console:
+        assert self._console is not None, "a main-host step without its console"
+        return self._console
+
     def step(self, name: str) -> StepRecord:
         return self.report.steps[STEPS.index(name)]
 
@@ -137,10 +135,14 @@ class Recovery:
     # -- the run -----------------------------------------------------------------------------------------
     def execute(self) -> RecoverReport:
         start = STEPS.index(self.opts.from_step)
+        resumes_main = STEPS.index("login") < start <= STEPS.index("postgres")
         try:
             for i, name in enumerate(STEPS[:-1]):
                 rec = self.step(name)
-                if i < start and not (name == "login" and start > STEPS.index("login")):
+                if self.opts.only is not None and name != self.opts.only:
+                    rec.outcome, rec.detail = "skipped", f"--only {self.opts.only}"
+                    continue
+                if i < start and not (name == "login" and resumes_main):
                     rec.outcome = "skipped"
                     rec.detail = f"resumed with --from {self.opts.from_step}"
                     continue
@@ -181,6 +183,9 @@ class Recovery:
 
     def finish(self) -> None:
         rec = self.step("report")
+        if self.others is not None:
+            for name, how in self.others.close().items():
+                self.ev(rec, f"{name}: held shell {how}")
         if self.shell is not None:
             try:
                 self.console.session.send(b"\x03")
@@ -214,6 +219,43 @@ class Recovery:
             except ConsoleBotError as exc:
                 self.ev(rec, f"BMC does not answer: {exc} (power rungs unavailable)")
                 self.power = None
+
+    def step_prepare(self, rec: StepRecord) -> None:
+        """Seed section 1: hold a root shell on each other host before the main one is touched."""
+        if self.others is None:
+            rec.outcome, rec.detail = "skipped", f"{self.host.source}: no 'others' hosts named"
+            return
+        if not self.opts.prepare or self.opts.dry_run:
+            rec.outcome, rec.detail = "skipped", "--no-prepare" if not self.opts.prepare else "dry run"
+            return
+        held = self.others.prepare()
+        for name, how in held.items():
+            self.ev(rec, f"{name}: {'shell held over ' + how if how in ('ssh', 'console') else how}")
+        missing = [n for n, how in held.items() if how not in ("ssh", "console")]
+        rec.detail = (f"held: {', '.join(n for n in held if n not in missing) or 'none'}" +
+                      (f"; none on {', '.join(missing)} (the others step tries again)" if missing else ""))
+
+    def step_others(self, rec: StepRecord) -> None:
+        """Seed 4.1: the other hosts (restarts, checks, a reboot when a restart cannot be done), then re-check."""
+        if self.others is None:
+            rec.outcome, rec.detail = "skipped", f"{self.host.source}: no 'others' hosts named"
+            return
+        reports = self.others.run()
+        for name, r in reports.items():
+            self.report.others[name] = r.to_json()
+            self.ev(rec, f"{name}: {r.outcome} via {r.via or '-'}: {r.detail}")
+        if self.shell is not None:  # the seed's last words: "re-check everything"
+            for name, command in self.host.checks.items():
+                res = self.run(rec, command)
+                self.ev(rec, f"re-check {self.host.name} {name}: {'pass' if check_passes(res) else 'FAIL'}")
+                if not check_passes(res):
+                    rec.outcome, rec.detail = "failed", f"{self.host.name}'s check {name} fails after the others step"
+        failed = [n for n, r in reports.items() if r.outcome == "failed"]
+        if failed:
+            rec.outcome = "failed"
+            rec.detail = "; ".join(f"{n}: {reports[n].detail}" for n in failed)
+        elif rec.outcome != "failed":
+            rec.detail = ", ".join(f"{n} {r.outcome}" for n, r in reports.items())
 
     def step_assess(self, rec: StepRecord) -> None:
         if self.opts.dry_run:
@@ -458,8 +500,16 @@ class Recovery:
             p.append("$ " + service_cmd(next(s for s in h.services if s.name == "domtool-server"), "restart"))
         if "domtool" in h.checks:
             p.append(f"$ {h.checks['domtool']}")
+        if self.others is not None:
+            for o in self.others.hosts:
+                after = o.after_outage
+                p.append(f"{o.name}: shell over {'SSH, else ' if o.ssh else ''}its console" +
+                         (f"; restart {', '.join(after.restart)}" if after and after.restart else "") +
+                         (f"; checks {', '.join(o.checks)}" if o.checks else "") +
+                         (f"; when {', '.join(after.fixes)} fails: restart {'; '.join(', '.join(v) for v in after.fixes.values())}"
+                          if after and after.fixes else ""))
         p.append("logout: exit, and check the login prompt is back")
-        for s in STEPS[2:-1]:
+        for s in STEPS[STEPS.index("boot"):-1]:
             self.step(s).outcome = "planned"
 
 
@@ -478,7 +528,7 @@ def exit_code(report: RecoverReport, error: ConsoleBotError | None) -> int:
         return EXIT_TARGET
     if failed.name == "preflight":
         return EXIT_SECRET if "keyring" in failed.detail else 2
-    if failed.name in ("fileserver", "services", "postgres", "salvage"):
+    if failed.name in ("fileserver", "services", "postgres", "salvage", "others"):
         return EXIT_VERIFY if "deadline" not in failed.detail and "panic" not in failed.detail else EXIT_TARGET
     return EXIT_TARGET
 
@@ -493,8 +543,16 @@ def markdown(report: RecoverReport) -> str:
     lines += ["## Steps", "", "| step | outcome | time | detail |", "|---|---|---|---|"]
     for r in report.steps:
         lines.append(f"| {r.name} | {r.outcome} | {r.elapsed_s:.1f} s | {r.detail.replace('|', '/')} |")
+    if report.others:
+        lines += ["", "## Other hosts", "", "| host | outcome | via | checks | detail |", "|---|---|---|---|---|"]
+        for name, o in report.others.items():
+            checks = ", ".join(f"{k}: {v}" for k, v in o["checks"].items()) or "-"
+            lines.append(f"| {name} | {o['outcome']} | {o['via']} | {checks.replace('|', '/')} | "
+                         f"{str(o['detail']).replace('|', '/')} |")
     for r in report.steps:
         if r.evidence:
             lines += ["", f"### {r.name}", ""] + [f"- {e.replace('|', '/')}" for e in r.evidence]
+    for name, o in report.others.items():
+        lines += ["", f"### {name}", ""] + [f"- {str(e).replace('|', '/')}" for e in o["evidence"]]
     lines += ["", "## Transcript", ""] + [f"- {k}: `{v}`" for k, v in report.transcript.items()]
     return "\n".join(lines) + "\n"

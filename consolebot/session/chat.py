@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from consolebot.errors import ConfigError, PromptTimeout, TargetError
+from consolebot.errors import ConfigError, DeathPattern, PromptTimeout, TargetError, TransportError
 from consolebot.escapes import decode_escapes
 from consolebot.secrets.secret import Secret
 from consolebot.session.session import Session
@@ -95,22 +95,42 @@ class ChatScript:
     def _subst(self, step: Step, text: str, variables: Mapping[str, str]) -> str:
         def repl(m: re.Match[str]) -> str:
             if m.group(1) not in variables:
-                raise ConfigError(f"{self.name}:{step.lineno}: no value for {{{m.group(1)}}}")
+                raise ConfigError(f"{self.name}:{step.lineno}: no value for {{{m.group(1)}}} (set it in the "
+                                  "inventory entry's console.script_vars or with --var NAME=VALUE)")
             return variables[m.group(1)]
 
         return _VAR.sub(repl, text)
 
-    def plan(self, variables: Mapping[str, str] | None = None) -> list[str]:
-        """The steps as they would run, secrets as ``***`` (for ``--dry-run``)."""
-        variables = variables or {}
-        out = []
+    def _args(self, step: Step, variables: Mapping[str, str]) -> list[str]:
+        """The step's arguments with variables filled in; a send-secret must end up a keyring reference."""
+        args = [self._subst(step, a, variables) for a in step.args]
+        if step.verb == "send-secret" and not args[0].startswith("keyring:"):
+            raise ConfigError(
+                f"{self.name}:{step.lineno}: send-secret needs a keyring reference (keyring:HOST/USER), "
+                f"and {step.args[0]} gave none"
+            )
+        return args
+
+    def secret_refs(self, variables: Mapping[str, str] | None = None) -> list[str]:
+        """The keyring references the script's ``send-secret`` steps use, in order, each once.
+
+        Raise ``ConfigError`` (naming the line) for a missing variable or a send-secret that is no reference.
+        """
+        refs: list[str] = []
         for step in self.steps:
-            args = [self._subst(step, a, variables) for a in step.args]
             if step.verb == "send-secret":
-                out.append(f"send-secret {args[0]}  (sends *** then Enter)")
-            else:
-                out.append(" ".join([step.verb, *(repr(a) if step.verb in ("send", "expect") else a for a in args)]))
-        return out
+                ref = self._args(step, variables or {})[0]
+                if ref not in refs:
+                    refs.append(ref)
+        return refs
+
+    def plan(self, variables: Mapping[str, str] | None = None) -> list[str]:
+        """The steps as they would run, in the script's own syntax, secrets as ``***`` (for ``--dry-run``).
+
+        Raise ``ConfigError`` (naming the line) for a missing variable, before anything is sent.
+        """
+        variables = variables or {}
+        return [f"{self.name}:{step.lineno} {_describe(step.verb, self._args(step, variables))}" for step in self.steps]
 
     def run(
         self,
@@ -119,17 +139,21 @@ class ChatScript:
         variables: Mapping[str, str] | None = None,
         default_timeout_s: float = 10.0,
     ) -> list[str]:
-        """Run the script on ``session``; return a log of the steps done (no secrets).
+        """Run the script on ``session``; return a log of the steps done, with what each expect saw (no secrets).
 
-        Raise ``TargetError`` naming the script line when an expect times out or an abort text shows.
+        Every variable is checked before the first step. Raise ``TargetError`` naming the script line and
+        what it awaited when an expect times out or an abort text (or a kernel panic) shows first, and the
+        transport's own error (``ConsoleClosed``, ...) with the same prefix when the console goes away.
         """
         variables = variables or {}
+        self.plan(variables)  # a missing variable fails here, not half-way through a login
         timeout_s = default_timeout_s
         done: list[str] = []
         aborts: list[bytes] = []
         for step in self.steps:
-            args = [self._subst(step, a, variables) for a in step.args]
+            args = self._args(step, variables)
             where = f"{self.name}:{step.lineno}"
+            line = f"{where} {_describe(step.verb, args)}"
             if step.verb == "timeout":
                 timeout_s = float(args[0])
             elif step.verb in ("expect", "expect-re"):
@@ -137,18 +161,22 @@ class ChatScript:
                 pattern: bytes | re.Pattern[bytes] = (
                     decode_escapes(args[0]) if step.verb == "expect" else re.compile(args[0].encode())
                 )
+                awaited = f"{step.verb} {_quote(args[0])}"
                 try:
                     with session.abort_on(*aborts):
-                        session.expect([pattern], wait_s)
+                        r = session.expect([pattern], wait_s)
                 except PromptTimeout as exc:
-                    raise TargetError(f"{where}: {step.verb} {args[0]!r} timed out: {exc}") from None
-                except TargetError as exc:
-                    raise TargetError(f"{where}: aborted: {exc}") from None
+                    tail = str(exc).partition("; last output: ")[2] or "''"
+                    raise PromptTimeout(f"{where}: {awaited} not seen within {wait_s:g} s on "
+                                        f"{session.transport.describe()}; last output: {tail}") from None
+                except DeathPattern as exc:
+                    raise TargetError(f"{where}: aborted while awaiting {awaited}: {exc}") from None
+                except TransportError as exc:
+                    raise type(exc)(f"{where}: while awaiting {awaited}: {exc}") from None
+                line += f"  -> saw {r.text()!r}"
             elif step.verb == "send":
                 session.send(decode_escapes(args[0]))
             elif step.verb == "send-secret":
-                if not args[0].startswith("keyring:"):
-                    raise ConfigError(f"{where}: send-secret needs a keyring reference, and {{...}} gave none")
                 session.send_secret(resolve(args[0]))
             elif step.verb == "break":
                 session.send_break()
@@ -156,6 +184,20 @@ class ChatScript:
                 aborts.append(decode_escapes(args[0]))
             elif step.verb == "settle":
                 session.settle(float(args[0]), max(timeout_s, float(args[0]) * 4))
-            done.append(f"{where} {step.verb}")
+            done.append(line)
             session.note(f"connect script {where}: {step.verb} done")
         return done
+
+
+def _quote(text: str) -> str:
+    """``text`` as the script would write it: in double quotes, escapes left as written."""
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def _describe(verb: str, args: list[str]) -> str:
+    """One step in the script's syntax; a send-secret shows only its reference and ``***``."""
+    if verb == "send-secret":
+        return f"send-secret {args[0]}  (sends *** then Enter)"
+    if verb in ("send", "expect", "expect-re", "abort"):
+        return " ".join([verb, _quote(args[0]), *args[1:]])
+    return " ".join([verb, *args])
