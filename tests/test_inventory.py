@@ -49,6 +49,26 @@ def test_shipped_inventory_is_valid_and_has_the_site() -> None:
     assert names == ["nscd", "mysql", "postgres", "apache2", "domtool-server", "cron", "spamassassin",
                      "courier-authdaemon", "openbsd-inetd"]
     assert all(inv.get(h).simulated for h in ("lab-deleuze", "lab-mire", "lab-outpost"))
+    # the outage's other machines, and what each needs afterwards
+    assert inv.get("deleuze").others == ("mire", "outpost")
+    assert inv.get("lab-deleuze").others == ("lab-mire", "lab-outpost")
+    for name in ("mire", "lab-mire"):
+        after = inv.get(name).after_outage
+        assert after is not None and after.restart == ("apache2", "domtool-slave")
+    for name in ("outpost", "lab-outpost"):
+        after = inv.get(name).after_outage
+        assert after is not None and after.fixes == {"dns": ("bind9", "domtool-slave")}
+    ssh = inv.get("lab-mire").ssh
+    assert ssh is not None and ssh.exec is not None and ssh.exec.startswith("consolebot lab serve")
+
+
+def test_recover_names_an_unknown_other_host(tmp_path: Path) -> None:
+    inv = write(tmp_path, "others = ['nowhere']\n" + GOOD)
+    proc = subprocess.run(consolebot_cmd("recover", "deleuze", "--dry-run", "--inventory", str(inv)),
+                          capture_output=True, text=True, env=cb_env(tmp_path), timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "others: no host nowhere" in lines[0] and "known: deleuze" in lines[0]
 
 
 BAD = [
@@ -68,6 +88,16 @@ BAD = [
      "sol_user = 'admin'\npower_user = 'admin'\n", "bmc.power_user", "must differ"),
     ("bad service method", "[console]\ntransport = 'telnet'\naddress = 'telnet://h:1'\n[[service]]\nname = 'x'\n"
      "method = 'upstart'\n", "service[0].method", "unknown method"),
+    ("ssh address and exec", "[console]\ntransport = 'telnet'\naddress = 'telnet://h:1'\n[ssh]\naddress = 'h'\n"
+     "exec = 'ssh -J j h'\n", "ssh.address", "either address"),
+    ("ssh exec unparsable", "[console]\ntransport = 'telnet'\naddress = 'telnet://h:1'\n[ssh]\nexec = 'ssh \"h'\n",
+     "ssh.exec", "not a usable command line"),
+    ("others names itself", "others = ['deleuze']\n[console]\ntransport = 'telnet'\naddress = 'telnet://h:1'\n",
+     "others", "names the host itself"),
+    ("restart of no service", "[console]\ntransport = 'telnet'\naddress = 'telnet://h:1'\n[[service]]\nname = 'x'\n"
+     "method = 'init.d'\n[after_outage]\nrestart = ['apache2']\n", "after_outage.restart", "'apache2' is not"),
+    ("fix for no check", "[console]\ntransport = 'telnet'\naddress = 'telnet://h:1'\n[[service]]\nname = 'x'\n"
+     "method = 'init.d'\n[after_outage.fixes]\ndns = ['x']\n", "after_outage.fixes.dns", "no check named"),
 ]
 
 

@@ -177,6 +177,12 @@ def test_only_others_leaves_the_main_console_alone(make_site: Any) -> None:
     for name in ("lab-mire", "lab-outpost"):
         assert res["others"][name]["outcome"] == "ok" and res["others"][name]["via"] == "ssh"
     assert "restarted, running" in " ".join(res["others"]["lab-outpost"]["evidence"])
+    # 'consolebot run' takes the same [ssh] exec path
+    run = subprocess.run(consolebot_cmd("run", "lab-mire", "--json", "--", "hostname"), capture_output=True,
+                         text=True, env=site.env, timeout=120, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["path"] == "ssh" and out["output"].strip() == "mire-sim"
 
 
 def test_no_prepare_holds_nothing_before_the_main_host(make_site: Any) -> None:
