@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from consolebot.recognise.classifier import Classifier, classify_all
 from consolebot.recognise.events import Event
+from consolebot.recognise.rules import Rule, builtin_rules
 
 FIX = Path(__file__).parent / "fixtures" / "transcripts"
 CORPUS = [p.read_bytes() for p in sorted(FIX.glob("*.log"))]
@@ -93,3 +95,38 @@ def test_bare_prompt_and_busybox_escape() -> None:
 def test_benign_line_raises_no_alarm() -> None:
     evs = classify_all(b"InnoDB: Crash recovery may have failed for some .ibd files!\r\n")
     assert [e.kind for e in evs] == ["benign"]
+
+
+_TS_RE = re.compile(rb"^\[ *\d+\.\d+\] ?")
+LINES = sorted({_TS_RE.sub(b"", x) for doc in CORPUS for x in re.split(rb"\r\r\n|\r\n|\n|\r", doc)})
+# rules whose matches do depend on the printk timestamp: the memory of lines must not reuse them across stamps
+STAMP_RULES = [
+    Rule("site.stamp", "site.stamp", "Linux version", r"^\[\s*(?P<sec>\d+)\.\d+\] Linux version", "info").compile(),
+    Rule("site.behind", "site.behind", "e", r"(?<=[0-4]\] )\w+", "info").compile(),
+    Rule("site.digit", "site.digit", "Linux", r"(?P<d>\d)\] Linux", "info").compile(),
+]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(LINES), min_size=1, max_size=5),
+       st.lists(st.tuples(st.integers(0, 4), st.one_of(st.none(), st.integers(0, 99999)), st.integers(0, 999999),
+                          st.sampled_from([b"\r\n", b"\n", b"\r", b"\r\r\n"])), max_size=60),
+       st.booleans(), st.integers(min_value=1, max_value=500))
+def test_remembered_lines_give_the_events_of_matching_afresh(pool: list[bytes], picks: list[tuple[int, int | None, int, bytes]],
+                                                             site: bool, chunk: int) -> None:
+    # the memory of classified lines is keyed without the printk timestamp and shared between classifiers:
+    # whatever it holds, the events are those of matching every line afresh (a few lines, repeated, stamped or not)
+    data = b"".join((b"" if sec is None else b"[%5d.%06d] " % (sec, us)) + pool[i % len(pool)] + end
+                    for i, sec, us, end in picks)
+    rules = (STAMP_RULES if site else []) + builtin_rules()
+
+    def run(cache: bool) -> list[Event]:
+        c = Classifier(rules, cache=cache)
+        out: list[Event] = []
+        for i in range(0, len(data), chunk):
+            out += c.feed(data[i : i + chunk])
+        return out + c.close()
+
+    fresh = strip(run(False))
+    assert strip(run(True)) == fresh
+    assert strip(run(True)) == fresh  # the second time from the memory

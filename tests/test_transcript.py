@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consolebot.errors import ConfigError
 from consolebot.paths import ensure_local_dir
 from consolebot.secrets.redact import Redactor
 from consolebot.session import transcript as tmod
-from consolebot.session.transcript import Transcript, unescape_text
+from consolebot.session.transcript import _LINE_END, Transcript, escape_block, escape_text, unescape_text
 
 
 def log_lines(path: Path) -> list[tuple[str, str]]:
@@ -130,3 +132,37 @@ def test_cli_refuses_afs_transcript_dir(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "/afs" in proc.stderr
+
+
+_ALPHABET = st.sampled_from([b"a", b"b", b"\r", b"\n", b"\r\n", b"\r\r\n", b"\x1b[0m", b"\\", b"\xc3\xa9", b"\xc3",
+                             b"\xff", b"\x00", b"\t", b"\x7f", b" ", b"\xe2\x82"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_ALPHABET, max_size=60), st.lists(st.integers(min_value=1, max_value=40), max_size=20))
+def test_log_lines_match_the_whole_stream_for_any_chunking(tmp_path_factory: pytest.TempPathFactory,
+                                                           pieces: list[bytes], cuts: list[int]) -> None:
+    # the log is built a chunk at a time without a Python step per line: it must say what a line-by-line
+    # reading of the whole stream says (each line escaped on its own, every line end counted once)
+    data = b"".join(pieces)
+    folder = tmp_path_factory.mktemp("t")
+    tr = Transcript(folder, "c", Redactor())
+    pos = 0
+    for n in cuts:
+        tr.rx(data[pos : pos + n])
+        pos += n
+    tr.rx(data[pos:])
+    tr.close()
+    *complete, tail = _LINE_END.split(data)
+    want = [("|", escape_text(x)) for x in complete] + ([("<", escape_text(tail))] if tail else [])
+    assert log_lines(folder / "c.log") == want
+    assert tr.lines == len(complete)
+    assert (folder / "c.raw").read_bytes() == data
+
+
+@given(st.binary(max_size=300))
+def test_block_escape_equals_escaping_each_line(data: bytes) -> None:
+    lines = _LINE_END.split(data)
+    ends = _LINE_END.findall(data)
+    want = b"".join(escape_text(x).encode() + e for x, e in zip(lines, [*ends, b""], strict=True))
+    assert escape_block(data) == want

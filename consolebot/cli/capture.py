@@ -33,6 +33,27 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def capture_cmd(args: argparse.Namespace, out: Output) -> int:
+    import signal
+
+    # SIGINT and SIGTERM stop the capture wherever they land (loading, connecting, capturing, closing):
+    # they only ask the loop to stop, which then drains, flushes and closes every transcript.
+    stop_asked: list[int] = []
+    loop_box: list[Any] = []
+
+    def ask_stop(signum: int, frame: object) -> None:
+        stop_asked.append(signum)
+        for loop_ in loop_box:
+            loop_.stop()
+
+    previous = {sig: signal.signal(sig, ask_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _capture(args, out, stop_asked, loop_box)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _capture(args: argparse.Namespace, out: Output, stop_asked: list[int], loop_box: list[Any]) -> int:
     from consolebot.inventory.load import load_inventory
     from consolebot.locks import CaptureClaim
     from consolebot.paths import ensure_local_dir, transcript_dir
@@ -77,12 +98,16 @@ def capture_cmd(args: argparse.Namespace, out: Output) -> int:
     install_sighup_reopen()
     raise_file_limit(len(consoles), out)
     loop = CaptureLoop(consoles)
+    loop_box.append(loop)
+    if stop_asked:
+        loop.stop()
     try:
         loop.start(args.wait)
-        out.say(f"capturing {len(consoles)} console(s) into {folder}" + (f" for {args.for_s:g} s" if args.for_s else ""))
-        try:
+        if not stop_asked:
+            out.say(f"capturing {len(consoles)} console(s) into {folder}"
+                    + (f" for {args.for_s:g} s" if args.for_s else ""))
             loop.run(args.for_s)
-        except KeyboardInterrupt:
+        if stop_asked:
             out.say("stopping")
         summary = loop.summary()
     finally:

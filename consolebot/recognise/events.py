@@ -86,3 +86,15 @@ class Event:
         out["fields"] = dict(self.fields)
         out["rule"] = self.rule
         return out
+
+
+_new = object.__new__
+
+
+def new_event(kind: str, severity: str, line: int, text: str, fields: dict[str, str], time: str | None, rule: str,
+              column: int) -> Event:
+    """``Event(...)`` without the frozen dataclass's field-by-field ``object.__setattr__`` (the hot path)."""
+    ev = _new(Event)
+    ev.__dict__.update(kind=kind, severity=severity, line=line, text=text, fields=fields, time=time, rule=rule,
+                       column=column)
+    return ev

@@ -12,7 +12,6 @@ kinds, change severities and mark lines benign; see ``load_site_rules``.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -246,6 +245,8 @@ def load_site_rules(path: Path) -> tuple[list[Rule], dict[str, str]]:
 
     Raise ``ConfigError`` naming the file and the entry.
     """
+    import tomllib
+
     try:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
@@ -291,8 +292,14 @@ def load_site_rules(path: Path) -> tuple[list[Rule], dict[str, str]]:
     return rules, dict(severities)
 
 
+_COMPILED: list[Rule] = []
+
+
 def builtin_rules() -> list[Rule]:
-    rules = [r.compile() for r in BUILTIN]
-    unknown = [r.kind for r in rules if r.kind not in KINDS]
-    assert not unknown, unknown
-    return rules
+    """The built-in rules, compiled (once per process: rules are immutable, so every caller shares them)."""
+    if not _COMPILED:
+        rules = [r.compile() for r in BUILTIN]
+        unknown = [r.kind for r in rules if r.kind not in KINDS]
+        assert not unknown, unknown
+        _COMPILED.extend(rules)
+    return list(_COMPILED)

@@ -7,16 +7,18 @@ run at once (further alerts still go to stderr, and the skipped hook runs are co
 
 Alerts are handed to one thread through a bounded queue: a stderr nobody reads (a full pipe) or a
 slow hook can never stall the capture loop; when the queue is full, alerts are dropped and counted.
+The thread writes whatever has queued up in one write (a thousand consoles booting at once raise
+many alerts a second).
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import shlex
 import subprocess
 import sys
 import threading
+from collections import deque
 from typing import TextIO
 
 from consolebot.recognise.events import SEVERITY_RANK, Event
@@ -33,7 +35,10 @@ class Alerter:
         self.sent = 0
         self.skipped = 0
         self.dropped = 0
-        self._queue: queue.Queue[tuple[str, Event] | None] = queue.Queue(maxsize=1000)
+        self.max_queued = 1000
+        self._queue: deque[tuple[str, Event]] = deque()  # append and popleft are atomic
+        self._wake = threading.Event()
+        self._closing = False
         self._thread = threading.Thread(target=self._worker, name="consolebot-alerts", daemon=True)
         self._thread.start()
 
@@ -41,27 +46,46 @@ class Alerter:
         """Queue an alert for ``ev`` if it is severe enough; never blocks."""
         if SEVERITY_RANK.get(ev.severity, 0) < self.min_rank:
             return
-        try:
-            self._queue.put_nowait((host, ev))
-        except queue.Full:
+        if len(self._queue) >= self.max_queued:
             self.dropped += 1
+            return
+        self._queue.append((host, ev))
+        if not self._wake.is_set():
+            self._wake.set()
 
     def _worker(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            self._wake.wait()
+            self._wake.clear()
+            batch = []
+            while self._queue:
+                batch.append(self._queue.popleft())
+            if batch:
+                try:
+                    self._deliver(batch)
+                except Exception:  # an alert must never take the capture down
+                    self.dropped += len(batch)
+            if self._closing and not self._queue:
                 return
-            try:
-                self._deliver(*item)
-            except Exception:  # an alert must never take the capture down
-                self.dropped += 1
 
-    def _deliver(self, host: str, ev: Event) -> None:
-        self.sent += 1
-        self.stream.write(f"consolebot: alert: {host} {ev.severity} {ev.kind} line {ev.line}: {ev.text[:200]}\n")
-        self.stream.flush()
-        if self.argv is None:
+    def _deliver(self, batch: list[tuple[str, Event]]) -> None:
+        if self.argv is not None:
+            for host, ev in batch:  # one at a time, each line before its hook starts (as they happened)
+                self.sent += 1
+                self.stream.write(self._line(host, ev))
+                self.stream.flush()
+                self._hook(host, ev)
             return
+        self.sent += len(batch)
+        self.stream.write("".join(self._line(host, ev) for host, ev in batch))
+        self.stream.flush()
+
+    @staticmethod
+    def _line(host: str, ev: Event) -> str:
+        return f"consolebot: alert: {host} {ev.severity} {ev.kind} line {ev.line}: {ev.text[:200]}\n"
+
+    def _hook(self, host: str, ev: Event) -> None:
+        assert self.argv is not None
         self.reap()
         if len(self.running) >= self.max_running:
             self.skipped += 1
@@ -78,10 +102,8 @@ class Alerter:
         self.running = [p for p in self.running if p.poll() is None]
 
     def close(self, timeout_s: float = 5.0) -> None:
-        try:
-            self._queue.put(None, timeout=timeout_s)
-        except queue.Full:
-            pass
+        self._closing = True
+        self._wake.set()
         self._thread.join(timeout_s)
         for p in self.running:
             try:

@@ -12,11 +12,13 @@ protocol, not data).
 
 from __future__ import annotations
 
+import os
 import random
 import selectors
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from consolebot.errors import ConsoleBotError, ConsoleClosed, ConsoleUnreachable
 from consolebot.locks import CaptureClaim
@@ -28,6 +30,8 @@ from consolebot.transport.base import Transport
 
 CONNECT_TIMEOUT_S = 10.0
 HOUSEKEEPING_S = 0.1  # how often lock requests, reconnects and partial lines are looked at
+READ_BATCH_S = 0.04  # read a busy console at most this often: one read and one write per file per round
+DRAIN_S = 1.0  # at the end, how long the consoles get (together) to deliver what is on its way
 IDLE_S = 0.3  # quiet this long: an unfinished line (a prompt) is classified
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -70,7 +74,9 @@ class CapturedConsole:
             cb(clean)
         if self.classifier is not None and clean:
             self._idle_done = False
-            self._events(self.classifier.feed(clean))
+            events = self.classifier.feed(clean)
+            if events:
+                self._events(events)
 
     def idle(self) -> None:
         """The console went quiet: let the classifier look at an unfinished line (a prompt)."""
@@ -79,13 +85,15 @@ class CapturedConsole:
             self._events(self.classifier.idle())
 
     def _events(self, events: list[Event]) -> None:
-        for ev in events:
-            self.events += 1
-            if self.timeline is not None:
+        self.events += len(events)
+        if self.timeline is not None:
+            for ev in events:
                 self.timeline.feed(ev)
-            self.transcript.record("event", **ev.to_json())
-            for cb in self.on_event:
-                cb(self, ev)
+        self.transcript.record_events(events)  # one write for the lot
+        if self.on_event:
+            for ev in events:
+                for cb in self.on_event:
+                    cb(self, ev)
 
 
 @dataclass
@@ -218,7 +226,8 @@ class CaptureLoop:
         c.gap_since = time.monotonic()
         c.transcript.note(f"gap: {reason}", event=event)
 
-    def _drain(self, c: CapturedConsole) -> None:
+    def _drain(self, c: CapturedConsole, once: bool = False) -> None:
+        """Record what ``c`` has to read; ``once``: one read (the descriptor said it is readable)."""
         t = c.transport
         if t is None:
             return
@@ -228,6 +237,8 @@ class CaptureLoop:
                 if not data:
                     return
                 c.record(data)
+                if once:
+                    return  # more left is reported again by the (level-triggered) selector
         except ConsoleClosed as exc:
             self._disconnect(c, f"connection lost ({exc})", "gap.start")
             self._schedule_retry(c, time.monotonic())
@@ -246,7 +257,8 @@ class CaptureLoop:
                 failures.append((c, exc))
         # let the non-blocking connects finish (or fail) before deciding
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        while any(c.state == "connecting" for c in self.consoles) and time.monotonic() < deadline:
+        while (not self._stop and any(c.state == "connecting" for c in self.consoles)
+               and time.monotonic() < deadline):
             for key, _mask in self.selector.select(0.1):
                 c = key.data
                 if c.state == "connecting":
@@ -259,7 +271,7 @@ class CaptureLoop:
                 self._failed(c, c.transport, timeout, time.monotonic())
             if c.state == "backoff" and c.connects == 0 and not any(f[0] is c for f in failures):
                 failures.append((c, ConsoleUnreachable(c.last_error)))
-        if failures and not wait:
+        if failures and not wait and not self._stop:
             self.close()
             first = failures[0]
             more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
@@ -269,30 +281,60 @@ class CaptureLoop:
             c.transcript.note(f"gap: first connection failed ({err}); retrying", what="gap.start")
 
     def run(self, duration_s: float | None) -> CaptureSummary:
+        """Capture until ``duration_s`` passes or ``stop()`` is called.
+
+        Rounds are paced: after a round that read something, the next waits until ``READ_BATCH_S``
+        after it, so a console streaming at line rate is read once per round (a few of its packets
+        at a time) instead of once per packet; a quiet loop still wakes at once for the first byte.
+        """
         end = None if duration_s is None else time.monotonic() + duration_s
         next_house = 0.0
+        next_round = 0.0
         while not self._stop:
             now = time.monotonic()
             if end is not None and now >= end:
                 break
+            if now < next_round:
+                time.sleep(min(next_round, end if end is not None else next_round) - now)
+                continue
             timeout = HOUSEKEEPING_S if end is None else max(0.0, min(HOUSEKEEPING_S, end - now))
-            for key, _mask in self.selector.select(timeout):
+            ready = self.selector.select(timeout)
+            if ready:
+                next_round = time.monotonic() + READ_BATCH_S
+            for key, _mask in ready:
                 c = key.data
                 if c.state == "connecting":
                     self._finish_connect(c, time.monotonic())
                 else:
-                    self._drain(c)
+                    self._drain(c, once=True)
             now = time.monotonic()
             if now >= next_house:
                 next_house = now + HOUSEKEEPING_S
                 self._housekeeping(now)
         return self.summary()
 
+    def _writers_waiting(self) -> set[int]:
+        """The consoles whose lock folder holds a writer's request (one listing per folder, not a file per console)."""
+        folders: dict[Path, list[CapturedConsole]] = {}
+        for c in self.consoles:
+            if c.claim is not None and c.state == "connected":
+                folders.setdefault(c.claim.want.parent, []).append(c)
+        out: set[int] = set()  # ids of the consoles
+        for folder, members in folders.items():
+            try:
+                names = set(os.listdir(folder))
+            except OSError:
+                out.update(id(c) for c in members)  # cannot tell: ask each one
+                continue
+            out.update(id(c) for c in members if c.claim is not None and c.claim.want.name in names)
+        return out
+
     def _housekeeping(self, now: float) -> None:
+        asking = self._writers_waiting()
         for c in self.consoles:
             if c.state == "connected":
-                if c.claim is not None and c.claim.writer_waiting() is not None:
-                    pid = c.claim.writer_waiting()
+                pid = c.claim.writer_waiting() if c.claim is not None and id(c) in asking else None
+                if pid is not None:
                     self._disconnect(c, f"yielded the console to a writer (pid {pid})", "gap.yield")
                     c.state = "yielded"
                 c.transcript.tick()

@@ -49,6 +49,11 @@ class Redactor:
         return tuple(self._secrets)
 
     @property
+    def active(self) -> bool:
+        """Is there any secret to redact?"""
+        return self._pattern is not None
+
+    @property
     def max_len(self) -> int:
         return max((len(s) for s in self._secrets), default=0)
 
@@ -117,9 +122,10 @@ class StreamRedactor:
         self._held = b""
 
     def feed(self, data: bytes) -> bytes:
-        if not self.redactor.secrets:
-            out, self._held = self._held + data, b""
-            return out
+        if self.redactor._pattern is None:
+            if self._held:
+                data, self._held = self._held + data, b""
+            return data
         buf = self.redactor.redact_bytes(self._held + data)
         keep = self.redactor.holdback(buf)
         if keep:

@@ -22,17 +22,22 @@ for logrotate) reopens the files by name.
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import json
 import os
 import re
 import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consolebot.paths import ensure_local_dir
 from consolebot.secrets.redact import Redactor, StreamRedactor
+
+if TYPE_CHECKING:
+    from consolebot.recognise.events import Event
 
 _REOPEN_GENERATION = 0
 _LINE_END = re.compile(rb"\r++\n?|\n")  # CR LF, CR CR LF, LF, a bare CR (run): one line end each
@@ -48,15 +53,67 @@ def install_sighup_reopen() -> None:
     signal.signal(signal.SIGHUP, _on_sighup)
 
 
+_SECOND: tuple[int, str] = (-1, "")  # the last whole second formatted, for utc_iso
+
+
 def utc_iso(t: float | None = None) -> str:
-    dt = datetime.datetime.fromtimestamp(time.time() if t is None else t, tz=datetime.UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """Given a time (default now), return it as UTC ISO-8601 with milliseconds: ``2024-05-01T12:00:00.123Z``."""
+    global _SECOND
+    us = round((time.time() if t is None else t) * 1_000_000)
+    sec, frac = divmod(us, 1_000_000)
+    known, text = _SECOND
+    if sec != known:
+        text = datetime.datetime.fromtimestamp(sec, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _SECOND = (sec, text)
+    return f"{text}.{frac // 1000:03d}Z"
 
 
 _NEEDS_ESCAPE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\xff\\\\]")
 _ESCAPES = {o: f"\\x{o:02x}" for o in [*range(0, 9), *range(10, 32), 127]}
 _ESCAPES[ord("\\")] = "\\\\"
 _ESCAPES.update({0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)})  # invalid UTF-8 bytes
+
+
+# the same escapes for a block of whole lines, at C speed but for one call per run of escaped bytes:
+# CR and LF are kept (they are the line ends)
+_NEEDS_ESCAPE_BLOCK = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff\\\\]")
+_ASCII_ESCAPE_RUN = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\\\\]+")
+_BYTE_ESCAPES = {bytes([o]): text.encode() for o, text in _ESCAPES.items() if o < 128 and o not in (10, 13)}
+_HIGH = re.compile(rb"[\x80-\xff]")
+
+
+def _escape_run(m: re.Match[bytes]) -> bytes:
+    run = m.group()
+    one = _BYTE_ESCAPES.get(run)
+    return one if one is not None else b"".join(_BYTE_ESCAPES[run[i : i + 1]] for i in range(len(run)))
+
+
+def _hex_invalid_utf8(exc: UnicodeError) -> tuple[str, int]:
+    assert isinstance(exc, UnicodeDecodeError)
+    return "".join(f"\\x{b:02x}" for b in exc.object[exc.start : exc.end]), exc.end
+
+
+codecs.register_error("consolebot-hex", _hex_invalid_utf8)
+
+
+def escape_block(data: bytes) -> bytes:
+    """``escape_text`` of each line of ``data`` with its line ends (CR, LF) kept: the block as written to the log."""
+    out = _ASCII_ESCAPE_RUN.sub(_escape_run, data)  # first, so the backslashes added next are not doubled
+    if _HIGH.search(out):
+        out = out.decode("utf-8", "consolebot-hex").encode()
+    return out
+_JSON = json.JSONEncoder(default=str).encode  # what json.dumps(obj, default=str) gives, without a new encoder each time
+_JSTR = json.encoder.encode_basestring_ascii
+
+
+def _json_fields(fields: dict[str, Any]) -> str:
+    """``json.dumps(fields)`` for the usual str to str fields, faster."""
+    parts = []
+    for k, v in fields.items():
+        if type(k) is not str or type(v) is not str:
+            return _JSON(fields)
+        parts.append(f"{_JSTR(k)}: {_JSTR(v)}")
+    return "{" + ", ".join(parts) + "}"
 
 
 def escape_text(data: bytes) -> str:
@@ -157,6 +214,7 @@ class Transcript:
         self._raw = _File(self.raw_path)
         self._log = _File(self.log_path)
         self._jsonl = _File(self.jsonl_path)
+        self._raw_size = self._raw.size()  # kept up to date here: no fstat per read
 
     def _close_files(self) -> None:
         for f in (self._raw, self._log, self._jsonl):
@@ -173,7 +231,8 @@ class Transcript:
             self.reopen()
 
     def _rotate_if_needed(self) -> None:
-        if self.rotate_bytes <= 0 or self._raw.size() < self.rotate_bytes:
+        self._raw_size = self._raw.size()
+        if self.rotate_bytes <= 0 or self._raw_size < self.rotate_bytes:
             return
         self._close_files()
         for path in (self.raw_path, self.log_path, self.jsonl_path):
@@ -188,7 +247,8 @@ class Transcript:
     # -- received bytes ----------------------------------------------------------------
     def rx(self, data: bytes, now: float | None = None) -> bytes:
         """Record received bytes; return them as written (redacted)."""
-        self._check_reopen()
+        if self._gen != _REOPEN_GENERATION:
+            self._check_reopen()
         now = time.time() if now is None else now
         self._last_rx = time.monotonic()
         self._last_rx_wall = now
@@ -196,12 +256,14 @@ class Transcript:
         if clean:
             self._raw.write(clean)
             self.rx_bytes += len(clean)
+            self._raw_size += len(clean)
             self._lines(clean, now)
-            self._rotate_if_needed()
+            if self.rotate_bytes > 0 and self._raw_size >= self.rotate_bytes:
+                self._rotate_if_needed()
         return clean
 
     def _lines(self, data: bytes, now: float) -> None:
-        """Write the lines ``data`` completes (one ``write(2)`` per call)."""
+        """Write the lines ``data`` completes: one ``write(2)``, built without a Python step per line."""
         if self._pending_cr:
             # the previous chunk ended with CR: an LF (or more CRs) continuing that line end is not a new line
             self._pending_cr = False
@@ -210,24 +272,28 @@ class Transcript:
                 data = data[1:]
         if not data:
             return
-        parts = _LINE_END.split(data)
-        tail = parts.pop()  # the unfinished line ("" when data ended with a line end)
-        if data.endswith(b"\r"):
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1  # after the last line end
+        if not cut:
+            self._line += data
+            return
+        if cut == len(data) and data[-1] == 13:
             self._pending_cr = True
-        if parts:
-            stamp = utc_iso(now).encode()
-            first = bytes(self._line) + parts[0]
-            self._line.clear()
-            out = [self._format(stamp, b"|", first)]
-            out += [self._format(stamp, b"|", p) for p in parts[1:]]
-            self._log.write(b"".join(out))
-        self._line += tail
-
-    def _format(self, stamp: bytes, tag: bytes, line: bytes) -> bytes:
-        self.lines += 1
-        if self._partial_written:
-            self._partial_written = False
-        return stamp + b" " + tag + b" " + escape_text(line).encode() + b"\n"
+        region = bytes(self._line) + data[:cut] if self._line else data[:cut]
+        self._line = bytearray(data[cut:])
+        if _NEEDS_ESCAPE_BLOCK.search(region):
+            region = escape_block(region)
+        head = utc_iso(now).encode() + b" | "
+        # every line end becomes LF + the next line's head; the last one's head is cut off again
+        if b"\r" in region and b"\r\r" not in region:
+            region = region.replace(b"\r\n", b"\n").replace(b"\r", b"\n")  # CR LF or a bare CR: one line end
+        if b"\r" in region:
+            body, n = _LINE_END.subn(b"\n" + head, region)
+        else:
+            n = region.count(b"\n")
+            body = region.replace(b"\n", b"\n" + head)
+        self._log.write(head + body[: len(body) - len(head)])
+        self.lines += n
+        self._partial_written = False
 
     def tick(self) -> None:
         """Call now and then: writes a partial line after ``partial_flush_s`` of quiet."""
@@ -241,8 +307,25 @@ class Transcript:
         """Write one JSON line (redacted)."""
         self._check_reopen()
         obj = {"t": utc_iso(), "type": record_type, **fields}
-        line = json.dumps(obj, default=str)
-        self._jsonl.write(self.redactor.redact_text(line).encode() + b"\n")
+        self._jsonl.write(self.redactor.redact_text(_JSON(obj)).encode() + b"\n")
+
+    def record_events(self, events: Iterable[Event]) -> None:
+        """Write one JSON line per event (as ``record("event", **ev.to_json())`` would), in one ``write(2)``."""
+        self._check_reopen()
+        t = _JSTR(utc_iso())
+        lines = []
+        for ev in events:
+            when = f'"time": {_JSTR(ev.time)}, ' if ev.time is not None else ""
+            fields = _json_fields(ev.fields) if ev.fields else "{}"
+            lines.append(f'{{"t": {t}, "type": "event", "kind": {_JSTR(ev.kind)}, "severity": {_JSTR(ev.severity)}, '
+                         f'"line": {ev.line:d}, {when}"text": {_JSTR(ev.text)}, "fields": {fields}, '
+                         f'"rule": {_JSTR(ev.rule)}}}')
+        if not lines:
+            return
+        if self.redactor.active:
+            lines = [self.redactor.redact_text(line) for line in lines]
+        lines.append("")
+        self._jsonl.write("\n".join(lines).encode())
 
     def tx(self, data: bytes) -> None:
         self.record("tx", text=data.decode("utf-8", "backslashreplace"), bytes=len(data))

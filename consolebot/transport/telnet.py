@@ -136,14 +136,18 @@ class TelnetTransport(Transport):
                     break
                 self.close()
                 raise ConsoleClosed(f"{self.describe()}: the console server closed the connection")
-            for item in self.codec.feed(raw):
+            items = self.codec.feed(raw)
+            if len(raw) < 65536 and not chunks and len(items) == 1 and not self.codec.replies:
+                item = items[0]
+                if not isinstance(item, TelnetEvent):
+                    return item  # the common case: one read of plain data
+            for item in items:
                 if isinstance(item, TelnetEvent):
                     self.commands_seen.append(item.command)
                 else:
                     chunks.append(item)
-            replies = self.codec.take_replies()
-            if replies:
-                self._send_raw(replies)
+            if self.codec.replies:
+                self._send_raw(self.codec.take_replies())
             if len(raw) < 65536:
                 break
         return b"".join(chunks)
