@@ -185,6 +185,16 @@ def test_only_others_leaves_the_main_console_alone(make_site: Any) -> None:
     assert out["path"] == "ssh" and out["output"].strip() == "mire-sim"
 
 
+def test_only_others_without_others_is_a_usage_error(tmp_path: Path) -> None:
+    from consolebot.cli.demo import write_inventory
+
+    inv = write_inventory(tmp_path / "inv", {"hosts": {"deleuze": {"telnet": 9, "bmc": 9}}})
+    proc = subprocess.run(consolebot_cmd("recover", "lab-deleuze", "--only", "others", "--yes"), capture_output=True,
+                          text=True, env=cb_env(tmp_path, inv), timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and "names no 'others' hosts" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_no_prepare_holds_nothing_before_the_main_host(make_site: Any) -> None:
     site = make_site("--scenario", "clean")
     code, res, err = site.recover("--no-prepare")
@@ -202,7 +212,12 @@ def test_dry_run_plans_the_others(make_site: Any) -> None:
     plan = "\n".join(res["plan"])
     assert "lab-mire: shell over SSH, else its console; restart apache2, domtool-slave; checks web" in plan
     assert "lab-outpost: shell over SSH, else its console; restart domtool-slave; checks dns; when dns fails" in plan
-    assert site.acts("mire") == [] or not [a for a in site.acts("mire") if a["act"] in ("ssh-login", "line")]
+    code, res, err = site.recover("--dry-run", "--only", "others")
+    assert code == 0, err
+    assert [s["name"] for s in res["steps"] if s["outcome"] == "planned"] == ["others"]
+    assert any(p.startswith("lab-outpost: shell over SSH") for p in res["plan"])
+    for host in ("deleuze", "mire", "outpost"):  # a dry run sends nothing anywhere
+        assert not [a for a in site.acts(host) if a["act"] in ("ssh-login", "ssh", "line", "break")], host
 
 
 def test_a_restart_that_cannot_be_done_reboots_the_host(make_site: Any) -> None:

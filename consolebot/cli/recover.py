@@ -60,6 +60,10 @@ def run_recover(args: argparse.Namespace, out: Output, host: Any, folder: Path, 
     if not args.dry_run and only is None and args.from_step in ("preflight", "prepare", "assess"):
         confirm(host.name, "recover (SysRq" + (", power" if args.allow_power else "") + " if it is hung)", args.yes)
     others_hosts = _others(host, inv_folder)
+    if only == "others" and not others_hosts:
+        from consolebot.errors import UsageError
+
+        raise UsageError(f"--only others: {host.source} names no 'others' hosts (others = [\"mire\", ...])")
     if others_hosts and not args.dry_run:
         confirm(", ".join(o.name for o in others_hosts), "restart services after the outage (a clean reboot of one "
                 "whose restart fails; SysRq when its console is hung)", args.yes)

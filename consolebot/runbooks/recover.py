@@ -240,6 +240,11 @@ class Recovery:
         if self.others is None:
             rec.outcome, rec.detail = "skipped", f"{self.host.source}: no 'others' hosts named"
             return
+        if self.opts.dry_run:  # nothing is sent in a dry run: the plan says what would be
+            self.plan_others()
+            rec.outcome, rec.detail = "planned", "dry run"
+            self.report.outcome = "planned"
+            return
         reports = self.others.run()
         for name, r in reports.items():
             self.report.others[name] = r.to_json()
@@ -500,6 +505,13 @@ class Recovery:
             p.append("$ " + service_cmd(next(s for s in h.services if s.name == "domtool-server"), "restart"))
         if "domtool" in h.checks:
             p.append(f"$ {h.checks['domtool']}")
+        self.plan_others()
+        p.append("logout: exit, and check the login prompt is back")
+        for s in STEPS[STEPS.index("boot"):-1]:
+            self.step(s).outcome = "planned"
+
+    def plan_others(self) -> None:
+        p = self.report.plan
         if self.others is not None:
             for o in self.others.hosts:
                 after = o.after_outage
@@ -508,9 +520,6 @@ class Recovery:
                          (f"; checks {', '.join(o.checks)}" if o.checks else "") +
                          (f"; when {', '.join(after.fixes)} fails: restart {'; '.join(', '.join(v) for v in after.fixes.values())}"
                           if after and after.fixes else ""))
-        p.append("logout: exit, and check the login prompt is back")
-        for s in STEPS[STEPS.index("boot"):-1]:
-            self.step(s).outcome = "planned"
 
 
 def exit_code(report: RecoverReport, error: ConsoleBotError | None) -> int:
