@@ -105,7 +105,13 @@ def steps(res: dict[str, Any]) -> dict[str, str]:
 
 
 def test_outage_with_mire_refusing_ssh_uses_its_console(make_site: Any) -> None:
-    site = make_site("--scenario", "hung", "--sshd", "mire=refuses")
+    # Mire's console is behind its service processor, as the real one is: the shipped sp-console.chat
+    site = make_site("--scenario", "hung", "--sshd", "mire=refuses", "--sp-cli")
+    mire_toml = site.inv / "lab-mire.toml"
+    text = mire_toml.read_text()
+    mire_toml.write_text(re.sub(r'(address = "telnet://127\.0\.0\.1:\d+"\n)', r'\1connect_script = "sp-console.chat"\n',
+                                text, count=1))
+    assert 'connect_script = "sp-console.chat"' in mire_toml.read_text()
     code, res, err = site.recover()
     assert code == 0, err
     assert res["outcome"] == "recovered" and all(v == "ok" for v in steps(res).values()), steps(res)
@@ -114,6 +120,7 @@ def test_outage_with_mire_refusing_ssh_uses_its_console(make_site: Any) -> None:
     assert mire["via"] == "console (held since preparation)" and outpost["via"] == "ssh (held since preparation)"
     assert any("refused" in e and "Permission denied" in e for e in mire["evidence"]), mire["evidence"]
     assert [a["outcome"] for a in site.acts("mire") if a["act"] == "ssh-login"] == ["refused"]
+    assert [a["text"] for a in site.acts("mire") if a["act"] == "sp"][:2] == ["start /SP/console", "y"]
     # Mire: its web server and domtool slave restarted on the console, the web check passes
     lines = site.console_lines("mire")
     assert "/etc/init.d/apache2 restart" in lines and "/etc/init.d/domtool-slave restart" in lines
