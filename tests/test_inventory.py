@@ -147,3 +147,11 @@ def test_hosts_lists_and_checks(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["ok"] and result["hosts"][0]["host"] == "deleuze"
+
+
+def test_connect_script_secrets_are_known_for_redaction(tmp_path: Path) -> None:
+    text = GOOD.replace('address = "telnet://127.0.0.1:7101"\n', 'address = "telnet://127.0.0.1:7101"\n'
+                        'connect_script = "kvm-menu.chat"\n'
+                        'script_vars = { kvm_user = "admin", kvm_password = "keyring:kvm/admin" }\n')
+    h = load_inventory(str(write(tmp_path, text))).get("deleuze")
+    assert "keyring:kvm/admin" in h.secret_refs() and "admin" not in h.secret_refs()

@@ -94,4 +94,6 @@ class Host:
         refs = []
         if self.bmc is not None:
             refs += [r for r in (self.bmc.sol_secret, self.bmc.power_secret) if r]
+        # a connect script's secrets (a KVM or service processor password) are keyring references too
+        refs += [v for v in self.console.script_vars.values() if v.startswith("keyring:")]
         return refs
