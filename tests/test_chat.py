@@ -92,3 +92,14 @@ def test_secret_refs_and_variables_are_checked_before_a_run() -> None:
     with pytest.raises(ConfigError, match=r"t.chat:4: no value for \{x\}"):
         script.run(NoSession(), lambda ref: Secret("unused", ref), {"s": "keyring:k/u"})  # type: ignore[arg-type]
     assert sent == []  # the missing variable of line 4 stopped it before line 1 sent anything
+
+
+def test_a_bad_escape_is_reported_at_load_naming_the_line() -> None:
+    import pytest as _pytest
+
+    from consolebot.errors import ConfigError
+    from consolebot.session.chat import ChatScript
+
+    with _pytest.raises(ConfigError) as exc:
+        ChatScript.parse('expect "ok"\nsend "\\\\q"\n', "x.chat")
+    assert str(exc.value).startswith("x.chat:2: script text") and "unknown escape" in str(exc.value)

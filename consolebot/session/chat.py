@@ -26,7 +26,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from consolebot.errors import ConfigError, DeathPattern, PromptTimeout, TargetError, TransportError
+from consolebot.errors import (
+    ConfigError,
+    DeathPattern,
+    PromptTimeout,
+    TargetError,
+    TransportError,
+    UsageError,
+)
 from consolebot.escapes import decode_escapes
 from consolebot.secrets.secret import Secret
 from consolebot.session.session import Session
@@ -76,6 +83,11 @@ class ChatScript:
                 raise ConfigError(
                     f"{name}:{lineno}: send-secret takes a keyring reference (keyring:HOST/USER), never a literal"
                 )
+            if verb in ("expect", "send", "abort"):
+                try:
+                    decode_escapes(args[0], "script text", True)
+                except UsageError as exc:
+                    raise ConfigError(f"{name}:{lineno}: {exc}") from None
             if verb == "expect-re":
                 try:
                     re.compile(args[0].encode())
@@ -159,7 +171,7 @@ class ChatScript:
             elif step.verb in ("expect", "expect-re"):
                 wait_s = float(args[1]) if len(args) == 2 else timeout_s
                 pattern: bytes | re.Pattern[bytes] = (
-                    decode_escapes(args[0]) if step.verb == "expect" else re.compile(args[0].encode())
+                    decode_escapes(args[0], "script text", True) if step.verb == "expect" else re.compile(args[0].encode())
                 )
                 awaited = f"{step.verb} {_quote(args[0])}"
                 try:
@@ -175,13 +187,13 @@ class ChatScript:
                     raise type(exc)(f"{where}: while awaiting {awaited}: {exc}") from None
                 line += f"  -> saw {r.text()!r}"
             elif step.verb == "send":
-                session.send(decode_escapes(args[0]))
+                session.send(decode_escapes(args[0], "script text", True))
             elif step.verb == "send-secret":
                 session.send_secret(resolve(args[0]))
             elif step.verb == "break":
                 session.send_break()
             elif step.verb == "abort":
-                aborts.append(decode_escapes(args[0]))
+                aborts.append(decode_escapes(args[0], "script text", True))
             elif step.verb == "settle":
                 session.settle(float(args[0]), max(timeout_s, float(args[0]) * 4))
             done.append(line)

@@ -106,7 +106,7 @@ from consolebot.errors import (
     TransportError,
     UsageError,
 )
-from consolebot.escapes import escape_tilde
+from consolebot.escapes import decode_escapes, escape_tilde
 from consolebot.secrets.secret import Secret
 from consolebot.transport.base import Ability, Transport
 
@@ -115,70 +115,13 @@ _EARLY_S = 5.0  # an end of stream this soon after open() may be a refusal (busy
 _EARLY_BYTES = 8192
 _BASE_ABILITIES = frozenset({Ability.WRITE, Ability.POLLABLE})
 
-_SIMPLE_ESCAPES = {"r": 13, "n": 10, "t": 9, "\\": 92, "e": 27, "a": 7, "b": 8, "f": 12, "v": 11}
-
-
 def decode_sequence(text: str) -> bytes:
-    """Given a byte sequence written as text, return its bytes; ``UsageError`` if malformed.
+    """Given a break sequence written as text, return its bytes; ``UsageError`` if malformed or empty.
 
-    Understood: ``\\r \\n \\t \\e \\a \\b \\f \\v \\\\``, ``\\xHH`` (two hex digits),
-    ``\\ooo`` (one to three octal digits, so ``\\0`` is NUL and ``\\005`` is ^E),
-    ``^X`` for a control character (``^E`` is 0x05, ``^?`` is DEL, ``^^`` a
-    literal ``^``); every other character stands for itself (UTF-8). Examples:
-    ``\\x05cl1`` (conserver's ^Ecl1), ``~B``, ``\\x00``, ``\\r~^b``.
+    The escapes are :func:`consolebot.escapes.decode_escapes`'s. Examples: ``\\x05cl1``
+    (conserver's ^Ecl1), ``~B``, ``\\x00``, ``\\r~^b``.
     """
-    out = bytearray()
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            if i + 1 >= n:
-                raise UsageError(f"break sequence {text!r}: a lone backslash at the end; write \\\\ for one")
-            e = text[i + 1]
-            if e in _SIMPLE_ESCAPES:
-                out.append(_SIMPLE_ESCAPES[e])
-                i += 2
-            elif e == "x":
-                digits = text[i + 2 : i + 4]
-                if len(digits) != 2 or any(d not in "0123456789abcdefABCDEF" for d in digits):
-                    raise UsageError(f"break sequence {text!r}: \\x needs two hex digits, as in \\x05")
-                out.append(int(digits, 16))
-                i += 4
-            elif e in "01234567":
-                j = i + 1
-                while j < n and j < i + 4 and text[j] in "01234567":
-                    j += 1
-                value = int(text[i + 1 : j], 8)
-                if value > 255:
-                    raise UsageError(
-                        f"break sequence {text!r}: octal escape \\{text[i + 1 : j]} is above \\377"
-                    )
-                out.append(value)
-                i = j
-            else:
-                raise UsageError(
-                    f"break sequence {text!r}: unknown escape \\{e}; use \\r \\n \\t \\e \\\\ \\xHH \\ooo or ^X"
-                )
-        elif (
-            c == "^"
-            and i + 1 < n
-            and (text[i + 1].isascii() and (text[i + 1].isalpha() or text[i + 1] in "@[\\]_?^"))
-        ):
-            x = text[i + 1]
-            if x == "?":
-                out.append(127)
-            elif x == "^":
-                out.append(ord("^"))
-            else:
-                out.append(ord(x.upper()) & 0x1F)
-            i += 2
-        else:
-            out += c.encode("utf-8")
-            i += 1
-    if not out:
-        raise UsageError(f"break sequence {text!r} is empty")
-    return bytes(out)
+    return decode_escapes(text, what="break sequence")
 
 
 def _printable_line(raw: bytes | str, limit: int = 200) -> str:
