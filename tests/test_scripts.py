@@ -34,7 +34,7 @@ def test_unit_verifies(tmp_path: Path) -> None:
 
 
 def test_wrappers_are_thin_calls_of_the_cli() -> None:
-    for name in ("recover-deleuze", "capture-site"):
+    for name in ("recover-deleuze", "recover-others", "capture-site"):
         text = (ROOT / "scripts" / name).read_text()
         assert text.startswith("#!/bin/sh") and "exec consolebot " in text
         assert (ROOT / "scripts" / name).stat().st_mode & 0o111
