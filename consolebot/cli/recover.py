@@ -14,7 +14,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     from consolebot.runbooks.steps import STEPS
 
     p = sub.add_parser("recover", parents=[common], help="recover a hung server: reboot, salvage, services, checks",
-                       description="Perform the recovery runbook on HOST's console: preflight, assess (nudge; the reboot "
+                       description="Perform the recovery runbook on HOST's console: preflight, prepare (hold root shells on "
+                       "the other hosts), assess (nudge; the reboot "
                        "ladder when hung), boot, login, fileserver (bos status; stop the services that started "
                        "without AFS), salvage (wait), services (start again), postgres (check, restart until it "
                        "passes; domtool), others (the hosts HOST's inventory names in 'others': restarts and checks "
