@@ -61,6 +61,9 @@ def test_console_run_second_candidate_exit_codes_and_logout(site: tuple[Sim, dic
     assert logins(sim) == [False, True]
     code, res, text = run(env, "lab-deleuze", "--json", "--", "false")
     assert code == 1 and res["exit_code"] == 1 and res["logged_out"] is True
+    # the command's own exit ends its child shell, not the login shell: markers, exit code, logout as usual
+    code, res, text = run(env, "lab-deleuze", "--json", "--", "echo partial; exit 3")
+    assert code == 3 and res["output"] == "partial" and res["logged_out"] is True, text
     assert_no_secret(LAB_PASSWORD, text, folder=tmp / "state")
     assert_no_secret(WRONG, text, folder=tmp / "state")
 

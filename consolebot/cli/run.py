@@ -10,6 +10,7 @@ happens (success, error, timeout, SIGINT, SIGTERM). The exit code is the command
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 
@@ -130,7 +131,8 @@ def _run_on_console(
             login_res = login(console, host.login.users, candidates, host.login.max_attempts)
             shell = Shell(console, args.timeout_s)
             shell.prepare(quiet_kernel=args.quiet_kernel)
-            result = shell.run(cmd, args.timeout_s)
+            # in a child shell, so that the command's own 'exit N' ends it rather than the login shell
+            result = shell.run(f"sh -c {shlex.quote(cmd)}", args.timeout_s)
         finally:
             if shell is not None or (login_res is not None and login_res.ok):
                 shell = shell or Shell(console, args.timeout_s)

@@ -709,9 +709,22 @@ async def _test(sh: Shell, argv: list[str], stdin: str, out: Writer, err: Writer
     return 0 if _test_expr(args, sh) else 1
 
 
+async def _sh_c(sh: Shell, argv: list[str], stdin: str, out: Writer, err: Writer) -> int:
+    """``sh -c COMMAND`` / ``bash -c COMMAND``: a child shell (its ``exit`` ends it, not the caller)."""
+    if len(argv) < 3 or argv[1] != "-c":
+        err(f"{argv[0]}: only '{argv[0]} -c COMMAND' is simulated here\n")
+        return 2
+    child = Shell(sh.system, user=sh.user, interactive=False, name=argv[0], cwd=sh.cwd, pid=sh.pid + 1,
+                  vars={k: v for k, v in sh.vars.items() if k in sh.exported}, exported=set(sh.exported))
+    try:
+        return await child.run_line(argv[2], out, err)
+    except ExitShell as exc:
+        return exc.status
+
+
 _BUILTINS: dict[str, Builtin] = {
     "echo": _echo, "printf": _printf, "export": _export, "unset": _unset, "set": _set, "bind": _true,
     "shopt": _true, "true": _true, ":": _true, "false": _false, "exit": _exit, "logout": _exit, "cd": _cd,
     "pwd": _pwd, "sleep": _sleep, "env": _env, "type": _type, "test": _test, "[": _test, "history": _true,
-    "alias": _true, "unalias": _true, "trap": _true, "umask": _true, "hash": _true,
+    "alias": _true, "unalias": _true, "trap": _true, "umask": _true, "hash": _true, "sh": _sh_c, "bash": _sh_c,
 }
