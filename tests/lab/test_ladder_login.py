@@ -90,7 +90,7 @@ def test_login_second_candidate_and_run_with_kernel_noise(guest_factory: GuestFa
     raw = (tmp_path / "state" / "transcripts" / "lab-guest.raw").read_bytes()
     assert raw.count(b"CBTEST-KMSG-LINE") >= 3 + 1  # the three lines really arrived (plus the typed command)
     assert len(re.findall(rb"login\[\d+\]: invalid password", raw)) == 1
-    code, res, err = cli(env, "run", "lab-guest", "--", "sh -c 'exit 7'")
+    code, res, err = cli(env, "run", "lab-guest", "--", "echo x; exit 7")
     assert code == 7 and res["logged_out"] is True
     assert_no_secret(LAB_PASSWORD, err, folder=tmp_path / "state")
     assert_no_secret(WRONG, err, folder=tmp_path / "state")
