@@ -207,3 +207,119 @@ def test_capture_without_keyring_warns_once_and_goes_on(site: tuple[Sim, dict[st
     warnings = [x for x in proc.stderr.splitlines() if "warning" in x]
     assert len(warnings) == 1 and "keyring" in warnings[0]
     assert (cap / "lab-deleuze.raw").read_bytes() == sim.sent_bytes()
+
+
+class _FinServer:
+    """Console servers on one port: each connection says hello; on the capture's half-close, the even ones
+    (in accept order) say their last words and close, the odd ones ignore it (a server that never closes)."""
+
+    def __init__(self) -> None:
+        import selectors
+        import socket
+        import threading
+
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.srv, selectors.EVENT_READ, None)
+        self.accepted = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import selectors
+
+        conns = []
+        while not self._stop.is_set():
+            for key, _ in self.sel.select(0.05):
+                if key.data is None:
+                    conn, _a = self.srv.accept()
+                    index = self.accepted
+                    self.accepted += 1
+                    conn.sendall(b"hello from %d\r\n" % index)
+                    self.sel.register(conn, selectors.EVENT_READ, index)
+                    conns.append(conn)
+                    continue
+                conn = key.fileobj  # type: ignore[assignment]
+                if conn.recv(4096):
+                    continue  # telnet negotiation
+                self.sel.unregister(conn)
+                if key.data % 2 == 0:
+                    conn.sendall(b"last words of %d\r\n" % key.data)
+                    conn.close()
+        for conn in conns:
+            conn.close()
+        self.srv.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+
+
+def test_close_drains_every_console_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from consolebot.runbooks import capture as capmod
+    from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
+    from consolebot.secrets.redact import Redactor
+    from consolebot.session.transcript import Transcript
+    from consolebot.transport.telnet import TelnetTransport
+
+    monkeypatch.setattr(capmod, "DRAIN_S", 0.2)
+    server = _FinServer()
+    n = 20
+    try:
+        consoles = [CapturedConsole(f"c{i}", lambda: TelnetTransport("127.0.0.1", server.port),
+                                    Transcript(tmp_path, f"c{i}", Redactor(), buffered=True)) for i in range(n)]
+        loop = CaptureLoop(consoles)
+        loop.start(wait=False)
+        deadline = time.monotonic() + 30
+        while any(c.rx_bytes == 0 for c in consoles) and time.monotonic() < deadline:
+            loop.run(0.1)
+        assert all(c.rx_bytes for c in consoles)
+        t0 = time.monotonic()
+        loop.close()
+        took_s = time.monotonic() - t0
+    finally:
+        server.stop()
+    # one by one, the ten servers that never close would have taken 10 x DRAIN_S (2 s) and more
+    assert took_s < 10 * 0.2
+    raws = [(tmp_path / f"c{i}.raw").read_bytes() for i in range(n)]
+    said = [raw.split(b"\r\n")[0].split()[-1] for raw in raws]  # which server connection each console got
+    for raw, index in zip(raws, said, strict=True):
+        last = b"last words of %s\r\n" % index
+        assert raw.endswith(last) == (int(index) % 2 == 0)  # every byte the closing servers sent is captured
+    assert all("capture stopped" in (tmp_path / f"c{i}.log").read_text() for i in range(n))
+
+
+def test_alerts_wait_for_their_lines_to_be_written(tmp_path: Path) -> None:
+    # with a buffered transcript, no alert is raised before its line is on disk (a SIGKILL cannot take it)
+    from consolebot.recognise.classifier import Classifier
+    from consolebot.recognise.events import Event
+    from consolebot.runbooks.alerts import Alerter
+    from consolebot.runbooks.capture import CapturedConsole
+    from consolebot.secrets.redact import Redactor
+    from consolebot.session.transcript import Transcript
+
+    seen: list[tuple[str, bytes]] = []
+    jsonl = tmp_path / "c.jsonl"
+
+    def alert(c: CapturedConsole, ev: Event) -> None:
+        seen.append((ev.kind, jsonl.read_bytes()))
+
+    severities = frozenset({"warning", "critical"})
+    c = CapturedConsole("c", lambda: None, Transcript(tmp_path, "c", Redactor(), buffered=True),  # type: ignore
+                        classifier=Classifier(), alert=alert, alert_severities=severities)
+    c.record(b"[    1.0] Linux version 6.1.0 (x)\r\n[    5.1] INFO: task nscd:1893 blocked for more than 120 "
+             b"seconds.\r\n[    9.9] Kernel panic - not syncing: Attempted to kill init!\r\n")
+    assert c.events == 3 and not seen and jsonl.read_bytes() == b""
+    c.flush()
+    assert [k for k, _ in seen] == ["kernel.hung_task", "kernel.panic"]  # the info banner is no alert
+    assert all(b'"kind": "kernel.panic"' in on_disk for _k, on_disk in seen)
+    warning, info = Alerter("warning"), Alerter("info")
+    try:
+        assert warning.severities == severities and info.severities is None  # None: every event
+    finally:
+        warning.close()
+        info.close()

@@ -166,3 +166,94 @@ def test_block_escape_equals_escaping_each_line(data: bytes) -> None:
     ends = _LINE_END.findall(data)
     want = b"".join(escape_text(x).encode() + e for x, e in zip(lines, [*ends, b""], strict=True))
     assert escape_block(data) == want
+
+
+def test_buffered_transcript_writes_the_same_files_in_fewer_writes(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # capture's transcripts hold their writes until flush(): the files end the same, byte for byte
+    chunks = [b"[    0.1] Linux version 6.1\r\n", b"half a li", b"ne\r\n\x1b[1mbold\x1b[0m\r", b"\nnext\r\n", b"login: "]
+    plain = Transcript(tmp_path / "plain", "c", Redactor(), partial_flush_s=0.0)
+    buffered = Transcript(tmp_path / "buf", "c", Redactor(), partial_flush_s=0.0, buffered=True)
+    writes: list[int] = []
+    real_write = os.write
+
+    def counting_write(fd: int, data: bytes) -> int:
+        writes.append(fd)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(tmod.os, "write", counting_write)
+    for tr in (plain, buffered):
+        writes.clear()
+        for chunk in chunks:
+            tr.rx(chunk)
+        if tr is buffered:
+            assert not writes and (tmp_path / "buf" / "c.raw").read_bytes() == b""  # held in memory
+            tr.flush()
+            assert len(writes) == 2  # one write for .raw, one for .log
+        tr.tick()
+        tr.flush()
+    for tr in (plain, buffered):
+        tr.note("gap: connection lost", what="gap.start")  # a note is written at once, buffered or not
+    assert "gap: connection lost" in (tmp_path / "buf" / "c.log").read_text()
+    for tr in (plain, buffered):
+        tr.rx(b"after the gap\r\nand a prompt# ")
+        tr.close()  # close writes what is held
+    for name in ("c.raw", "c.log"):
+        a = (tmp_path / "plain" / name).read_bytes()
+        b = (tmp_path / "buf" / name).read_bytes()
+        strip = (lambda data: [x.split(b" ", 1)[1] for x in data.splitlines()]) if name == "c.log" else bytes
+        assert strip(a) == strip(b)  # the same lines (the log's timestamps may differ by a millisecond)
+    assert (tmp_path / "buf" / "c.raw").read_bytes() == b"".join(chunks) + b"after the gap\r\nand a prompt# "
+
+
+def test_buffered_transcript_rotates_and_reopens_what_it_holds(tmp_path: Path) -> None:
+    tr = Transcript(tmp_path, "c", Redactor(), rotate_bytes=1000, keep=3, buffered=True)
+    for i in range(60):
+        tr.rx(b"line %03d of a rotating console\r\n" % i)
+    tr.close()
+    raws = [tmp_path / "c.raw.2", tmp_path / "c.raw.1", tmp_path / "c.raw"]
+    data = b"".join(p.read_bytes() for p in raws if p.exists())
+    assert data == b"".join(b"line %03d of a rotating console\r\n" % i for i in range(60))
+    assert (tmp_path / "c.raw.1").exists()
+
+
+def test_buffered_transcript_bounds_what_it_holds(tmp_path: Path) -> None:
+    tr = Transcript(tmp_path, "c", Redactor(), rotate_bytes=0, buffered=True)
+    block = b"x" * 1000 + b"\r\n"
+    for _ in range(tmod.BUFFER_MAX_BYTES // len(block) + 2):
+        tr.rx(block)
+    assert (tmp_path / "c.raw").stat().st_size > 0  # past BUFFER_MAX_BYTES it was written without a flush()
+    tr.close()
+    assert (tmp_path / "c.raw").stat().st_size == len(block) * (tmod.BUFFER_MAX_BYTES // len(block) + 2)
+
+
+@pytest.mark.parametrize("secret", [None, "sw0rdfish"])
+def test_event_lines_are_what_record_would_write(tmp_path: Path, secret: str | None) -> None:
+    # record_events reuses the classifier's JSON of fields and rule (made once per remembered line):
+    # each line must be exactly record("event", **ev.to_json()), redaction included
+    from consolebot.recognise.classifier import Classifier
+    from consolebot.recognise.events import Event
+
+    red = Redactor([secret] if secret else [])
+    tr = Transcript(tmp_path, "c", red)
+    fixtures = Path(__file__).parent / "fixtures" / "transcripts"
+    data = b"".join(p.read_bytes() for p in sorted(fixtures.glob("*.log")))
+    if secret:
+        data += b"[   1.0] Kernel panic - not syncing: sw0rdfish\r\n"
+    events: list[Event] = []
+    for _ in range(2):  # the second time, every line comes from the classifier's memory
+        c = Classifier()
+        events += c.feed(data) + c.close()
+    events.append(Event("x.made", "info", 1, "made by hand", {"n": 1}))  # type: ignore[dict-item]
+    assert any(ev.json_tail for ev in events)
+    tr.record_events(events)
+    for ev in events:
+        tr.record("event", **ev.to_json())
+    tr.close()
+    text_lines = (tmp_path / "c.jsonl").read_text().splitlines()
+    lines = [x.split(", ", 1)[1] for x in text_lines]  # without the time written
+    assert all(x.startswith('{"t": ') for x in text_lines)
+    half = len(lines) // 2
+    assert lines[:half] == lines[half:]  # the same text, byte for byte
+    if secret:
+        assert secret not in (tmp_path / "c.jsonl").read_text()

@@ -87,14 +87,14 @@ def _capture(args: argparse.Namespace, out: Output, stop_asked: list[int], loop_
             CapturedConsole(
                 h.name,
                 factories[h.name],
-                Transcript(folder, h.name, out.redactor),
+                Transcript(folder, h.name, out.redactor, buffered=True),  # written each loop round
                 CaptureClaim(h.name),
                 classifier=Classifier(rules, severities),
                 timeline=Timeline(),
+                alert=None if alerter is None else (lambda c, ev: alerter(c.name, ev)),
+                alert_severities=None if alerter is None else alerter.severities,
             )
         )
-        if alerter is not None:
-            consoles[-1].on_event.append(lambda c, ev: alerter(c.name, ev))
     install_sighup_reopen()
     raise_file_limit(len(consoles), out)
     loop = CaptureLoop(consoles)

@@ -7,6 +7,7 @@ on stderr and its family's exit code; nothing prints a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -29,7 +30,35 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Every command in the order ``--help`` lists them: (name, its help line). Its module is
+# ``consolebot.cli.NAME``, whose ``register(sub, common)`` adds its parser. Only the command being run has
+# its module imported and its parser built; the others are listed by name and help line alone, so start-up
+# does not pay for them (tests/test_cli_startup.py checks these lines against the modules' own).
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("demo", "recover a simulated hung Deleuze end to end (no hardware)"),
+    ("recover", "recover a hung server: reboot, salvage, services, checks"),
+    ("hosts", "list the inventory's hosts; --check validates deeper"),
+    ("capture", "record consoles read-only, many at once, into transcripts"),
+    ("console", "attach to a host's console interactively (~. leaves, ~B sends BREAK)"),
+    ("watch", "classify a console transcript into a boot timeline"),
+    ("sysrq", "send Magic SysRq keys, each confirmed by the kernel"),
+    ("power", "chassis power through the BMC, each act proven"),
+    ("reboot", "reboot a hung host: nudge, SysRq, NMI, power reset, cycle"),
+    ("run", "run a command on a host: over SSH if it answers, else the console"),
+    ("script", "run an expect script (expect_scripts/) on a host's console"),
+    ("probe", "attach read-only to a console address and record it"),
+    ("passwords", "manage candidate passwords in the keyring"),
+    ("lab", "the built-in simulated site"),
+)
+_ALL = object()
+
+
+def build_parser(command: str | None | object = _ALL) -> argparse.ArgumentParser:
+    """The parser of every command; given ``command`` (a name, or None), that command's alone in full.
+
+    With a ``command``, the other commands are only listed (name and help line): enough for ``--help`` and
+    for argparse's "invalid choice" message, without importing their modules.
+    """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON object with 'ok' as the last line")
     common.add_argument("--inventory", metavar="DIR", default=None,
@@ -43,26 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"consolebot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # Each command module adds its parsers; imports stay light (heavy ones happen in handlers).
-    from consolebot.cli import (
-        capture,
-        console,
-        demo,
-        hosts,
-        lab,
-        passwords,
-        power,
-        probe,
-        reboot,
-        recover,
-        run,
-        script,
-        sysrq,
-        watch,
-    )
-
-    for module in (demo, recover, hosts, capture, console, watch, sysrq, power, reboot, run, script, probe, passwords, lab):
-        module.register(sub, common)
+    for name, help_line in COMMANDS:
+        if command is _ALL or name == command:
+            importlib.import_module(f"consolebot.cli.{name}").register(sub, common)
+        else:
+            sub.add_parser(name, help=help_line, add_help=False)
     return parser
+
+
+def command_named(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` (without the program name) runs: its first word that is not an option, if any."""
+    for word in argv:
+        if word == "--":
+            break
+        if not word.startswith("-"):
+            return word
+    return None
 
 
 def _install_signal_handlers() -> None:
@@ -73,8 +98,8 @@ def _install_signal_handlers() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(command_named(argv))
     rest: list[str] | None = None
     if "--" in argv:  # everything after "--" is a remote command (consolebot run HOST -- CMD...)
         i = argv.index("--")

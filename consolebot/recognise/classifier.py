@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from consolebot.recognise.clean import clean_line, strip_escapes
-from consolebot.recognise.events import Event, new_event
+from consolebot.recognise.events import Event, json_tail, new_event
 from consolebot.recognise.rules import Rule, builtin_rules
 
 _LINE_END = re.compile(rb"\r++\n?|\n")
@@ -38,9 +38,11 @@ CACHE_LINES = 50_000  # distinct lines remembered per rule table; past that the 
 _PRINTK = re.compile(rb"\[ *\d+\.\d+\]")
 _PRINTK_CHARS = frozenset("[] .0123456789")
 
-# What a remembered line gives: its matches (column relative to the end of the timestamp, rule, fields)
-# and whether a benign rule matched. Two markers: no literal on the line, and "match this line every time".
-Found = tuple[tuple[int, Rule, dict[str, str]], ...]
+# What a remembered line gives: its matches (column relative to the end of the timestamp, rule, fields, and
+# the JSON text of fields and rule, made once for every event of the line: ``Event.json_tail``) and whether a
+# benign rule matched. Two markers: no literal on the line, and "match this line every time".
+Match = tuple[int, Rule, dict[str, str], str]
+Found = tuple[Match, ...]
 
 
 class _Slow:
@@ -299,10 +301,10 @@ class Classifier:
                 cut = m.end()
                 if "" in literals or not all(self._ts_safe(r) for r in candidates):
                     return _Slow(literals)
-                if any(col < cut for col, _r, _f in found):
+                if any(m[0] < cut for m in found):
                     return _Slow(literals)
                 # the cleaned text is the timestamp's followed by the rest's (cleaning removed nothing before it)
-                return tuple((col - cut, rule, fields) for col, rule, fields in found), benign, text[cut:]
+                return tuple((col - cut, rule, fields, tail) for col, rule, fields, tail in found), benign, text[cut:]
         return tuple(found), benign, text.strip()
 
     def idle(self) -> list[Event]:
@@ -339,7 +341,7 @@ class Classifier:
 
     def _find(
         self, raw: bytes, partial: bool, literals: set[str] | None
-    ) -> tuple[str, list[tuple[int, Rule, dict[str, str]]], bool, list[Rule]]:
+    ) -> tuple[str, list[Match], bool, list[Rule]]:
         """Clean ``raw`` and match its candidate rules: (text, matches by column, benign, candidates)."""
         text = clean_line(raw)
         if literals and "" not in literals:
@@ -350,7 +352,7 @@ class Classifier:
         else:
             rules = self._prompt_rules if partial else self.rules
             candidates = [r for r in rules if r.literal in text]
-        found: list[tuple[int, Rule, dict[str, str]]] = []
+        found: list[Match] = []
         benign = False
         for rule in candidates:
             assert rule.compiled is not None
@@ -360,27 +362,27 @@ class Classifier:
                 if rule.benign:
                     benign = True
                     fields.setdefault("reason", rule.benign)
-                found.append((m.start(), rule, fields))
+                found.append((m.start(), rule, fields, json_tail(fields, rule.name)))
                 if rule.kind not in ("service.ok", "service.fail", "afs.busy_volume", "afs.server_down"):
                     break
         found.sort(key=lambda x: x[0])
         return text, found, benign, candidates
 
-    def _emit(self, text: str, found: Iterable[tuple[int, Rule, dict[str, str]]], benign: bool, out: list[Event],
-              shift: int) -> None:
+    def _emit(self, text: str, found: Iterable[Match], benign: bool, out: list[Event], shift: int) -> None:
         """Report the matches ``found`` on the current line (``text``: its cleaned, stripped text)."""
         now = self.clock() if self.clock else None
         seen = self._seen_on_line
-        for col, rule, fields in found:
+        severities = self.severities
+        for col, rule, fields, tail in found:
             col += shift
-            sev = self.severities.get(rule.kind, rule.severity)
+            sev = severities.get(rule.kind, rule.severity) if severities else rule.severity
             if benign and rule.kind != "benign" and sev in ("warning", "critical"):
                 continue  # the line is known-harmless: its alarm is not raised
             key = (rule.kind, col)
             if key in seen:
                 continue
             seen.add(key)
-            out.append(new_event(rule.kind, sev, self.line, text, dict(fields), now, rule.name, col))
+            out.append(new_event(rule.kind, sev, self.line, text, dict(fields), now, rule.name, col, tail))
 
     @property
     def pending_bytes(self) -> int:

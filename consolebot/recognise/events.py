@@ -9,6 +9,8 @@ each end a line), ``time`` where known, the redacted ``text`` of its line and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from json import JSONEncoder
+from json.encoder import encode_basestring_ascii as _jstr
 from typing import Any
 
 SEVERITIES = ("info", "notice", "warning", "critical")
@@ -73,6 +75,9 @@ class Event:
     time: str | None = None
     rule: str = ""
     column: int = 0
+    # the JSON text of ``fields`` and ``rule`` (see ``json_tail``) when the classifier made the event, shared by the
+    # events of a remembered line so a transcript need not encode them again; a changed ``fields`` is not in it
+    json_tail: str | None = field(default=None, compare=False, repr=False)
 
     def key(self) -> tuple[str, int, int]:
         """What identifies an event regardless of when it was seen."""
@@ -92,9 +97,28 @@ _new = object.__new__
 
 
 def new_event(kind: str, severity: str, line: int, text: str, fields: dict[str, str], time: str | None, rule: str,
-              column: int) -> Event:
+              column: int, json_tail: str | None = None) -> Event:
     """``Event(...)`` without the frozen dataclass's field-by-field ``object.__setattr__`` (the hot path)."""
     ev = _new(Event)
     ev.__dict__.update(kind=kind, severity=severity, line=line, text=text, fields=fields, time=time, rule=rule,
-                       column=column)
+                       column=column, json_tail=json_tail)
     return ev
+
+
+_JSON = JSONEncoder(default=str).encode  # what json.dumps(obj, default=str) gives, without a new encoder each time
+
+
+def json_fields(fields: dict[str, Any]) -> str:
+    """``json.dumps(fields, default=str)``, faster for the usual str to str fields."""
+    parts = []
+    for k, v in fields.items():
+        if type(k) is not str or type(v) is not str:
+            return _JSON(fields)
+        parts.append(f"{_jstr(k)}: {_jstr(v)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def json_tail(fields: dict[str, Any], rule: str) -> str:
+    """The end of an event's JSON line: ``"fields": {...}, "rule": "..."}``."""
+    return '"fields": ' + json_fields(fields) + ', "rule": ' + _jstr(rule) + "}"
+

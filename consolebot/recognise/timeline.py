@@ -50,6 +50,14 @@ class Boot:
         }
 
 
+# the kinds that can start a boot or change a phase (``feed`` looks further only at these)
+_PHASE_KINDS = frozenset({
+    "boot.firmware", "boot.loader", "boot.start", "init.start", "afs.start", "afs.salvage.start",
+    "afs.salvage.progress", "afs.salvage.done", "service.ok", "service.fail", "login.prompt", "kernel.panic",
+    "kernel.restart", "sysrq.ack", "console.silent",
+})
+
+
 class Timeline:
     """Given events in order, keep the boots and the current phase."""
 
@@ -84,8 +92,17 @@ class Timeline:
 
     def feed(self, ev: Event) -> str | None:
         """Take one event; return the new phase when it changed."""
-        cur = self.current
         k = ev.kind
+        if k not in _PHASE_KINDS:
+            # most events (service.ok, benign, prompts ...): counted and ranked, the phase stays
+            boots = self.boots
+            boot = boots[-1] if boots else self._new_boot(ev.line)
+            counts = boot.counts
+            counts[k] = counts.get(k, 0) + 1
+            if ev.severity != "info" and SEVERITY_RANK.get(ev.severity, 0) > SEVERITY_RANK[boot.worst_severity]:
+                boot.worst_severity = ev.severity
+            return None
+        cur = self.current
         fresh = cur is not None and cur.phase == "unknown" and not cur.phases  # nothing seen yet: reuse it
         past_kernel = cur is not None and cur.phase not in ("unknown", "down", "firmware")
         if k in ("boot.firmware", "boot.loader", "boot.start") and not (fresh and not self._restarting):

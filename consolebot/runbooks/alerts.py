@@ -21,13 +21,17 @@ import threading
 from collections import deque
 from typing import TextIO
 
-from consolebot.recognise.events import SEVERITY_RANK, Event
+from consolebot.recognise.events import SEVERITIES, SEVERITY_RANK, Event
 
 
 class Alerter:
     def __init__(self, min_severity: str = "warning", command: str | None = None, stream: TextIO | None = None,
                  max_running: int = 16) -> None:
         self.min_rank = SEVERITY_RANK[min_severity]
+        # the severities alerted on, for a caller's one set lookup per event (None: every event, even an
+        # unknown severity, which ranks as info)
+        self.severities: frozenset[str] | None = (
+            None if self.min_rank <= 0 else frozenset(s for s in SEVERITIES if SEVERITY_RANK[s] >= self.min_rank))
         self.argv = shlex.split(command) if command else None
         self.stream = stream if stream is not None else sys.stderr
         self.max_running = max_running

@@ -14,9 +14,22 @@ For a console named NAME in folder DIR:
   and events, each with ``t`` (UTC ISO-8601) and ``type``.
 
 Files are opened with ``O_APPEND`` and written with ``write(2)`` as lines
-complete, so a SIGKILL loses nothing already received. When ``NAME.raw``
-passes ``rotate_bytes``, the three files are renamed ``NAME.raw.1`` ... (older
-ones shift up to ``.keep``) and new ones are started. ``reopen()`` (on SIGHUP,
+complete, so a SIGKILL loses nothing already received. A capture of many
+consoles opens its transcripts with ``buffered=True`` instead: each file's
+writes are gathered in memory and written in one ``write(2)`` by ``flush()``,
+which the capture loop calls every housekeeping round (``HOUSEKEEPING_S``,
+0.1 s, longer only while the loop is behind), and which also happens at every
+note (a gap, a disconnect, a reconnect), on ``close()`` (the end, SIGINT,
+SIGTERM), before a rotation or reopen, and once a file holds
+``BUFFER_MAX_BYTES``. The capture's alerts wait for that flush. So a SIGKILL
+(or an OOM kill, a power cut) of a capture loses at most what a busy console
+sent in its last round, ~0.1 s: bytes the capture had read from the connection
+but not yet written, whose lines no alert, note or report had acknowledged
+either. A console whose output paused (a prompt) has everything on disk.
+Interactive sessions (``consolebot console``, the runbooks) are not buffered.
+
+When ``NAME.raw`` passes ``rotate_bytes``, the three files are renamed
+``NAME.raw.1`` ... (older ones shift up to ``.keep``) and new ones are started. ``reopen()`` (on SIGHUP,
 for logrotate) reopens the files by name.
 """
 
@@ -34,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from consolebot.paths import ensure_local_dir
+from consolebot.recognise.events import json_tail
 from consolebot.secrets.redact import Redactor, StreamRedactor
 
 if TYPE_CHECKING:
@@ -74,18 +88,12 @@ _ESCAPES[ord("\\")] = "\\\\"
 _ESCAPES.update({0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)})  # invalid UTF-8 bytes
 
 
-# the same escapes for a block of whole lines, at C speed but for one call per run of escaped bytes:
-# CR and LF are kept (they are the line ends)
+# the same escapes for a block of whole lines, in a few C-speed passes over it: CR and LF are kept (they are
+# the line ends); the backslash first (the escapes added next hold backslashes), then each control byte that
+# occurs (found by deleting every other byte), then invalid UTF-8 when a byte is not ASCII
 _NEEDS_ESCAPE_BLOCK = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff\\\\]")
-_ASCII_ESCAPE_RUN = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\\\\]+")
-_BYTE_ESCAPES = {bytes([o]): text.encode() for o, text in _ESCAPES.items() if o < 128 and o not in (10, 13)}
-_HIGH = re.compile(rb"[\x80-\xff]")
-
-
-def _escape_run(m: re.Match[bytes]) -> bytes:
-    run = m.group()
-    one = _BYTE_ESCAPES.get(run)
-    return one if one is not None else b"".join(_BYTE_ESCAPES[run[i : i + 1]] for i in range(len(run)))
+_BYTE_ESCAPES = {bytes([o]): text.encode() for o, text in _ESCAPES.items() if o < 128 and o not in (10, 13, 92)}
+_NOT_CONTROL = bytes(o for o in range(256) if bytes([o]) not in _BYTE_ESCAPES)  # deleted: the controls remain
 
 
 def _hex_invalid_utf8(exc: UnicodeError) -> tuple[str, int]:
@@ -98,22 +106,19 @@ codecs.register_error("consolebot-hex", _hex_invalid_utf8)
 
 def escape_block(data: bytes) -> bytes:
     """``escape_text`` of each line of ``data`` with its line ends (CR, LF) kept: the block as written to the log."""
-    out = _ASCII_ESCAPE_RUN.sub(_escape_run, data)  # first, so the backslashes added next are not doubled
-    if _HIGH.search(out):
+    out = data.replace(b"\\", b"\\\\") if b"\\" in data else data
+    controls = out.translate(None, _NOT_CONTROL)
+    if controls:
+        for one in set(controls):
+            b = bytes((one,))
+            out = out.replace(b, _BYTE_ESCAPES[b])
+    if not out.isascii():
         out = out.decode("utf-8", "consolebot-hex").encode()
     return out
+
+
 _JSON = json.JSONEncoder(default=str).encode  # what json.dumps(obj, default=str) gives, without a new encoder each time
 _JSTR = json.encoder.encode_basestring_ascii
-
-
-def _json_fields(fields: dict[str, Any]) -> str:
-    """``json.dumps(fields)`` for the usual str to str fields, faster."""
-    parts = []
-    for k, v in fields.items():
-        if type(k) is not str or type(v) is not str:
-            return _JSON(fields)
-        parts.append(f"{_JSTR(k)}: {_JSTR(v)}")
-    return "{" + ", ".join(parts) + "}"
 
 
 def escape_text(data: bytes) -> str:
@@ -146,12 +151,36 @@ def unescape_text(text: str) -> bytes:
     return bytes(out)
 
 
+BUFFER_MAX_BYTES = 16 * 1024  # a buffered file holding more than this is written at once (bounds memory)
+
+
 class _File:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, buffered: bool = False) -> None:
         self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.buffered = buffered
+        self._held: list[bytes] = []  # buffered writes not yet written, in order
+        self._held_bytes = 0
 
     def write(self, data: bytes) -> None:
+        if self.buffered:
+            self._held.append(data)
+            self._held_bytes += len(data)
+            if self._held_bytes > BUFFER_MAX_BYTES:
+                self.flush()
+            return
+        self._write(data)
+
+    def flush(self) -> None:
+        """Write what is held, in one ``write(2)``."""
+        if self._held:
+            held = self._held
+            data = held[0] if len(held) == 1 else b"".join(held)
+            self._held = []
+            self._held_bytes = 0
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             n = os.write(self.fd, view)
@@ -162,6 +191,7 @@ class _File:
 
     def close(self) -> None:
         if self.fd >= 0:
+            self.flush()
             os.close(self.fd)
             self.fd = -1
 
@@ -177,6 +207,7 @@ class Transcript:
         rotate_bytes: int = 64 * 1024 * 1024,
         keep: int = 5,
         partial_flush_s: float = 0.5,
+        buffered: bool = False,
     ) -> None:
         self.folder = ensure_local_dir(Path(folder))
         self.name = name
@@ -184,6 +215,7 @@ class Transcript:
         self.rotate_bytes = rotate_bytes
         self.keep = keep
         self.partial_flush_s = partial_flush_s
+        self.buffered = buffered  # see the module's docstring: what a SIGKILL can lose then
         self._stream = StreamRedactor(redactor)
         self._line = bytearray()
         self._pending_cr = False
@@ -211,14 +243,21 @@ class Transcript:
         return {"raw": str(self.raw_path), "log": str(self.log_path), "jsonl": str(self.jsonl_path)}
 
     def _open(self) -> None:
-        self._raw = _File(self.raw_path)
-        self._log = _File(self.log_path)
-        self._jsonl = _File(self.jsonl_path)
+        self._raw = _File(self.raw_path, self.buffered)
+        self._log = _File(self.log_path, self.buffered)
+        self._jsonl = _File(self.jsonl_path, self.buffered)
         self._raw_size = self._raw.size()  # kept up to date here: no fstat per read
 
     def _close_files(self) -> None:
         for f in (self._raw, self._log, self._jsonl):
-            f.close()
+            f.close()  # writes what it holds first
+
+    def flush(self) -> None:
+        """Write what the buffered files hold (nothing to do unbuffered)."""
+        if self.buffered:
+            self._raw.flush()
+            self._log.flush()
+            self._jsonl.flush()
 
     def reopen(self) -> None:
         """Close and reopen the files by name (after logrotate moved them)."""
@@ -231,6 +270,7 @@ class Transcript:
             self.reopen()
 
     def _rotate_if_needed(self) -> None:
+        self.flush()
         self._raw_size = self._raw.size()
         if self.rotate_bytes <= 0 or self._raw_size < self.rotate_bytes:
             return
@@ -308,18 +348,19 @@ class Transcript:
         self._check_reopen()
         obj = {"t": utc_iso(), "type": record_type, **fields}
         self._jsonl.write(self.redactor.redact_text(_JSON(obj)).encode() + b"\n")
+        if self.buffered:
+            self.flush()  # acts and notes (gaps, reconnects) are rare and worth having on disk at once
 
     def record_events(self, events: Iterable[Event]) -> None:
         """Write one JSON line per event (as ``record("event", **ev.to_json())`` would), in one ``write(2)``."""
         self._check_reopen()
-        t = _JSTR(utc_iso())
+        start = f'{{"t": {_JSTR(utc_iso())}, "type": "event", "kind": '
         lines = []
         for ev in events:
             when = f'"time": {_JSTR(ev.time)}, ' if ev.time is not None else ""
-            fields = _json_fields(ev.fields) if ev.fields else "{}"
-            lines.append(f'{{"t": {t}, "type": "event", "kind": {_JSTR(ev.kind)}, "severity": {_JSTR(ev.severity)}, '
-                         f'"line": {ev.line:d}, {when}"text": {_JSTR(ev.text)}, "fields": {fields}, '
-                         f'"rule": {_JSTR(ev.rule)}}}')
+            tail = ev.json_tail or json_tail(ev.fields, ev.rule)  # the classifier's is made once per remembered line
+            lines.append(f'{start}{_JSTR(ev.kind)}, "severity": {_JSTR(ev.severity)}, '
+                         f'"line": {ev.line:d}, {when}"text": {_JSTR(ev.text)}, {tail}')
         if not lines:
             return
         if self.redactor.active:

@@ -158,6 +158,20 @@ class TelnetTransport(Transport):
     def _send_break(self) -> None:
         self._send_raw(bytes([255, BRK]))
 
+    def start_drain(self) -> bool:
+        """Half-close (no more is sent): the peer's end of stream then says all it sent was read.
+
+        For a caller draining many connections at once; return False when the connection is gone.
+        """
+        if self._sock is None:
+            return False
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return False
+        return True
+
     def drain_close(self, timeout_s: float = 1.0) -> bytes:
         """Half-close, then read until the server closes too: every byte it sent is ours."""
         chunks: list[bytes] = []
