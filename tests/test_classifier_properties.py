@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -130,3 +131,126 @@ def test_remembered_lines_give_the_events_of_matching_afresh(pool: list[bytes], 
     fresh = strip(run(False))
     assert strip(run(True)) == fresh
     assert strip(run(True)) == fresh  # the second time from the memory
+
+
+# -- timestamps anywhere in a line (``Starting AFS services:[ 1203.531106] openafs: ...``) -----------------------
+# rules that do observe a timestamp in the middle of a line, or may: the memory must never reuse their results
+MID_RULES = [
+    Rule("site.width", "site.width", "AFS services:", r"AFS services:\W{0,3}(?P<n>\d+)", "info").compile(),
+    Rule("site.peek", "site.peek", "progress", r"progress(?P<tail>[^a-z]{0,6})", "info").compile(),
+    Rule("site.prompt", "site.prompt", "root@", r"^root@\S+ (?P<ts>\S*)", "info").compile(),
+    Rule("site.ahead", "site.ahead", "afs:", r"afs:(?= .*[0-4]\] )", "info").compile(),
+    Rule("site.lazy", "site.lazy", "Starting ", r"Starting (?P<what>.*?)(?P<d>[0-4])\]", "info").compile(),
+    Rule("site.behind2", "site.behind2", "afs", r"(?<=[0-4]\] )afs", "info").compile(),
+]
+MID_LINES = [
+    b"Starting AFS services: openafs: loading out-of-tree module taints kernel.",
+    b" salvage in progress........ ata3: hard resetting link",
+    b"root@fs01:~#  afs: Lost contact with file server 192.0.2.10 in cell example.org",
+    b"root@fs01:~# afs: file server 192.0.2.10 in cell example.org is back up",
+    b"Starting OpenBSD Secure Shell server: sshd.",
+    b" Linux version 2.6.32-5-amd64 (jmm@debian.org) #1 SMP",
+    b" Kernel panic - not syncing: VFS: Unable to mount root fs",
+    b"sysrq: Emergency Sync complete",
+    b"fs01 login: ",
+]
+
+
+def _stamp(sec: int, us: int, pad: int) -> bytes:
+    return b"[%*d.%06d]" % (pad, sec, us)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(MID_LINES), st.lists(st.integers(0, 100), min_size=1, max_size=2)),
+                min_size=1, max_size=4),
+       st.lists(st.tuples(st.integers(0, 3), st.integers(0, 99999), st.integers(0, 999999), st.integers(1, 6),
+                          st.sampled_from([b"\r\n", b"\n", b"\r"])), min_size=1, max_size=40),
+       st.booleans(), st.integers(min_value=1, max_value=300))
+def test_lines_with_timestamps_anywhere_give_the_events_of_matching_afresh(
+        shapes: list[tuple[bytes, list[int]]], picks: list[tuple[int, int, int, int, bytes]], site: bool,
+        chunk: int) -> None:
+    # a few line shapes (a text and where timestamps go in it), each printed again and again with other digits
+    # and widths: the memory holds each shape under one key and must give what matching afresh gives
+    out = []
+    for i, sec, us, pad, end in picks:
+        text, where = shapes[i % len(shapes)]
+        line = text
+        for k, pos in enumerate(sorted({min(p, len(text)) for p in where}, reverse=True)):
+            line = line[:pos] + _stamp(sec + k, us, pad) + line[pos:]
+        out.append(line + end)
+    data = b"".join(out)
+    rules = (MID_RULES + STAMP_RULES if site else []) + builtin_rules()
+
+    def run(cache: bool) -> list[Event]:
+        c = Classifier(rules, cache=cache)
+        evs: list[Event] = []
+        for i in range(0, len(data), chunk):
+            evs += c.feed(data[i : i + chunk])
+        return evs + c.close()
+
+    fresh = strip(run(False))
+    assert strip(run(True)) == fresh
+    assert strip(run(True)) == fresh  # the second time from the memory
+
+
+def _both(rules: list[Rule], lines: list[bytes]) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    def run(cache: bool) -> list[tuple[object, ...]]:
+        c = Classifier(rules, cache=cache)
+        evs: list[Event] = []
+        for x in lines:  # one line at a time: the second is looked up in the memory the first filled
+            evs += c.feed(x + b"\r\n")
+        return strip(evs + c.close())
+
+    return run(True), run(False)
+
+
+MID_CASES = [  # (a rule that observes a mid-line timestamp, lines with the same key)
+    (MID_RULES[0], [b"Starting AFS services:[ 1203.531106] openafs: x", b"Starting AFS services:[   11.204883] openafs: x"]),
+    (MID_RULES[1], [b" salvage in progress[  412.662840] ata3: x", b" salvage in progress[    2.662840] ata3: x"]),
+    (MID_RULES[2], [b"root@fs01:~# [621.448015] afs: Lost contact", b"root@fs01:~# [  1.448015] afs: Lost contact"]),
+    (MID_RULES[3], [b"root@fs01:~# afs: x [  621.448014] y", b"root@fs01:~# afs: x [    1.448015] y"]),
+    (MID_RULES[4], [b"Starting AFS services:[   14.902251] x", b"Starting AFS services:[   17.902251] x"]),
+    (MID_RULES[5], [b"x [   14.902254] afs: up", b"x [   17.902255] afs: up"]),
+]
+
+
+def test_rules_that_observe_a_mid_line_timestamp_are_matched_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    import consolebot.recognise.classifier as classifier_module
+    from consolebot.recognise import stamps
+
+    for rule, lines in MID_CASES:
+        monkeypatch.setattr(classifier_module, "_SHARED", {})
+        remembered, fresh = _both([rule, *builtin_rules()], lines)
+        assert remembered == fresh, rule.name
+        assert len({e[4] for e in fresh if e[0] == rule.kind}) >= 1, rule.name  # the rule did match
+    # the check matters: with the safety analysis disabled, each of these lines gets another line's events
+    monkeypatch.setattr(stamps.Shape, "safe", lambda self, text, spans: True)
+    wrong = 0
+    for rule, lines in MID_CASES:
+        monkeypatch.setattr(classifier_module, "_SHARED", {})
+        remembered, fresh = _both([rule, *builtin_rules()], lines)
+        wrong += remembered != fresh
+    assert wrong == len(MID_CASES)
+
+
+def test_mid_line_timestamps_are_remembered_for_the_builtin_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    import consolebot.recognise.classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "_SHARED", {})
+    lines = [b"Starting AFS services:[ 1203.531106] openafs: module license 'x' taints kernel.",
+             b" salvage in progress.....[  412.662840] ata3: hard resetting link",
+             b"root@fs01:~# [  621.448015] afs: Lost contact with file server 192.0.2.10 in cell example.org",
+             b"[ 1.000000] Linux version 2.6.32-5-amd64 (jmm@debian.org) #1 SMP",
+             b"[ 2.000000] Kernel panic - not syncing: VFS: Unable to mount root fs",
+             b"[ 3.000000] ---[ end Kernel panic - not syncing: VFS: Unable to mount root fs",
+             b"[ 4.000000] sysrq: Emergency Sync complete"]
+    c = Classifier()
+    c.feed(b"".join(x + b"\r\n" for x in lines))
+    again = b"".join(re.sub(rb"\d+\.\d+\]", b"77.123456]", x) + b"\r\n" for x in lines)
+    calls = []
+    real = Classifier._find
+    monkeypatch.setattr(Classifier, "_find", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    evs = Classifier().feed(again)
+    assert calls == []  # every line came from the memory
+    assert strip(evs) == strip(Classifier(cache=False).feed(again))
+    assert any("77.123456" in e.text for e in evs)

@@ -68,3 +68,18 @@ def test_expected_events_in_order_at_their_substrings(name: str) -> None:
         assert matches, f"{name}: no {kind} ({ev_name}) at line {line}: {sub!r}; got " + \
             repr([(e.kind, e.line) for e in events if abs(e.line - line) <= 1])
         last_event = max(last_event, matches[0])
+
+
+def test_timeline_feed_all_is_feed_one_by_one() -> None:
+    # the capture loop hands a read's events to the timeline at once; the boots must be what feeding each gives
+    from consolebot.recognise.timeline import Timeline
+
+    data = b"".join(p.read_bytes() for p in sorted((FIX / "transcripts").glob("*.log")))
+    events = classify_all(data)
+    one, batched = Timeline(), Timeline()
+    for ev in events:
+        one.feed(ev)
+    for i in range(0, len(events), 7):
+        batched.feed_all(events[i : i + 7])
+    assert len(one.boots) > 3
+    assert batched.summary() == one.summary()

@@ -89,3 +89,23 @@ def test_chunking_never_changes_the_data(payload: bytes, cuts: list[int]) -> Non
     got += split.feed(wire[pos:])
     assert data_of(got) == data_of(expected)
     assert [i for i in got if isinstance(i, TelnetEvent)] == [TelnetEvent(BRK)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"bc", b"\r", b"\n", b"\x00", b"\r\x00", b"\r\n", bytes([IAC, IAC]),
+                                 bytes([IAC, BRK]), bytes([IAC, WILL, OPT_ECHO])]), max_size=40),
+       st.lists(st.integers(min_value=1, max_value=7), max_size=40))
+def test_any_chunking_decodes_the_same(parts: list[bytes], cuts: list[int]) -> None:
+    # a chunk that ends with CR (a NUL may follow) is followed by the fast path, not byte-by-byte decoding,
+    # and must decode exactly as the whole stream does
+    data = b"".join(parts)
+    whole = TelnetCodec("client").feed(data)
+    c = TelnetCodec("client")
+    items: list[bytes | TelnetEvent] = []
+    pos = 0
+    for n in cuts:
+        items += c.feed(data[pos : pos + n])
+        pos += n
+    items += c.feed(data[pos:])
+    assert data_of(items) == data_of(whole)
+    assert [i for i in items if isinstance(i, TelnetEvent)] == [i for i in whole if isinstance(i, TelnetEvent)]

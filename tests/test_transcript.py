@@ -232,7 +232,7 @@ def test_event_lines_are_what_record_would_write(tmp_path: Path, secret: str | N
     # record_events reuses the classifier's JSON of fields and rule (made once per remembered line):
     # each line must be exactly record("event", **ev.to_json()), redaction included
     from consolebot.recognise.classifier import Classifier
-    from consolebot.recognise.events import Event
+    from consolebot.recognise.events import Event, json_parts
 
     red = Redactor([secret] if secret else [])
     tr = Transcript(tmp_path, "c", red)
@@ -241,11 +241,14 @@ def test_event_lines_are_what_record_would_write(tmp_path: Path, secret: str | N
     if secret:
         data += b"[   1.0] Kernel panic - not syncing: sw0rdfish\r\n"
     events: list[Event] = []
-    for _ in range(2):  # the second time, every line comes from the classifier's memory
-        c = Classifier()
+    for i in range(3):  # the second time, every line comes from the classifier's memory; the third with a time
+        c = Classifier(clock=(lambda: "2024-05-01T12:00:00.123Z") if i == 2 else None)
         events += c.feed(data) + c.close()
     events.append(Event("x.made", "info", 1, "made by hand", {"n": 1}))  # type: ignore[dict-item]
     assert any(ev.json_tail for ev in events)
+    # the JSON the classifier made for remembered lines, with and without timestamps in them, is used
+    assert any(json_parts(ev) and "[" in ev.text for ev in events)
+    assert any(json_parts(ev) and ev.time for ev in events)
     tr.record_events(events)
     for ev in events:
         tr.record("event", **ev.to_json())

@@ -3,10 +3,12 @@
 Lines end at CR LF, CR CR LF, LF or a bare CR (a run of CRs, with or without a
 following LF, is one line end), exactly as the transcript counts them. Each
 complete line is looked up in a memory of lines already classified, shared by
-every classifier with the same rules and keyed with the line's printk
-timestamp replaced by ``[0.0]`` (a room of consoles printing the same boot is
-matched once); a line is remembered across timestamps only when no candidate
-rule can look at the timestamp (the tests compare with matching afresh). A new
+every classifier with the same rules and severities and keyed with every printk
+timestamp in the line (at its start or anywhere in it) replaced by ``[0.0]`` (a
+room of consoles printing the same boot is matched once); a line holding a
+timestamp is remembered across timestamps only when no candidate rule can
+observe one (``consolebot.recognise.stamps`` decides that from each rule's
+pattern and the line's layout; the tests compare with matching afresh). A new
 line is searched for every rule's literal; only lines with one (or with bytes
 cleaning would remove) are cleaned and matched against their rules. A line
 that has not ended (a prompt) is matched by the prompt rules when ``idle()`` is
@@ -17,36 +19,35 @@ chunked.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from consolebot.recognise.clean import clean_line, strip_escapes
-from consolebot.recognise.events import Event, json_tail, new_event
+from consolebot.recognise.events import Event, json_head, json_tail, json_text, new_event
 from consolebot.recognise.rules import Rule, builtin_rules
-
-_LINE_END = re.compile(rb"\r++\n?|\n")
-
-
+from consolebot.recognise.stamps import STAMP, can_touch_stamp, shape
 
 MAX_LINE_BYTES = 64 * 1024  # a line longer than this is cut (its start is classified, numbering is kept)
 CACHE_LINES = 50_000  # distinct lines remembered per rule table; past that the memory starts afresh
 
-# A printk timestamp at a line's start: lines are remembered without it, so a line every console of a room
-# prints at boot is matched once, not once per console and boot. Only its characters vary between lines.
-_PRINTK = re.compile(rb"\[ *\d+\.\d+\]")
-_PRINTK_CHARS = frozenset("[] .0123456789")
+# A printk timestamp anywhere in a line: lines are remembered without their digits, so a line every console
+# of a room prints at boot is matched once, not once per console and boot.
+_STAMP_B = re.compile(STAMP.pattern.encode())
+_CANON = b"[0.0]"
+_new = object.__new__
+_setattr = object.__setattr__  # an event made from a remembered line's attributes: one dict copy, no __init__
 
-# What a remembered line gives: its matches (column relative to the end of the timestamp, rule, fields, and
-# the JSON text of fields and rule, made once for every event of the line: ``Event.json_tail``) and whether a
-# benign rule matched. Two markers: no literal on the line, and "match this line every time".
+# A match: (column, rule, fields, the JSON text of fields and rule made once: ``Event.json_tail``).
 Match = tuple[int, Rule, dict[str, str], str]
-Found = tuple[Match, ...]
+# What a remembered line reports: (column, kind, the event's attributes) for each event, the severities
+# applied, the alarms of a benign line dropped and each (kind, column) once; columns count in the key (each
+# timestamp five characters long) when the line holds timestamps, whose text is then the line's.
+Template = tuple[int, str, dict[str, Any]]
 
 
 class _Slow:
-    """A remembered line that is matched afresh each time (its matches may depend on its timestamp)."""
+    """A remembered line that is matched afresh each time (its matches may depend on its timestamps)."""
 
     __slots__ = ("literals",)
 
@@ -54,36 +55,11 @@ class _Slow:
         self.literals = literals
 
 
-Entry = tuple[Found, bool, str] | _Slow  # (matches, benign, the cleaned text after the timestamp)
-_NOHIT: Entry = ((), False, "")
+# (the events, the cleaned and stripped text: None for a line holding timestamps, which is its raw text)
+Entry = tuple[tuple[Template, ...], str | None] | _Slow
+_NOHIT: Entry = ((), "")
 _FAILED = _Slow(set())
 _SHARED: dict[tuple[object, ...], dict[bytes, Entry]] = {}
-_STAMPS = re.compile(rb"\n\[ *\d+\.\d+\]")  # at each line start after an LF (not after a bare CR)
-_CANON = b"[0.0]"
-
-
-def _split_lines(block: bytes) -> list[bytes]:
-    """The lines of ``block``, which ends with a line end (C-speed splits unless a CR run has two CRs)."""
-    if b"\r" in block and b"\r\r" not in block:
-        # each CR is a CR LF or a bare CR: both are one line end, as is LF
-        block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if b"\r" not in block:
-        parts = block.split(b"\n")
-    else:
-        parts = _LINE_END.split(block)
-    parts.pop()  # the empty piece after the last line end
-    return parts
-
-
-def _canonical(block: bytes) -> bytes:
-    """``block`` with the printk timestamp at each line start (after an LF) replaced by ``[0.0]``."""
-    out = _STAMPS.sub(b"\n" + _CANON, block)
-    if out[:1] == b"[":
-        m = _PRINTK.match(out)
-        if m is not None:
-            out = _CANON + out[m.end():]
-    return out
-_TS_SAFE: dict[tuple[str, int], bool] = {}
 
 
 def literal_alternation(rules: Iterable[Rule]) -> re.Pattern[bytes]:
@@ -92,70 +68,19 @@ def literal_alternation(rules: Iterable[Rule]) -> re.Pattern[bytes]:
     return re.compile(b"|".join(re.escape(x) for x in lits))
 
 
-def _run_could_start_in_timestamp(chars: str) -> bool:
-    """Could text starting with ``chars`` begin inside a printk timestamp ``[ *\\d+\\.\\d+]``?
-
-    Inside one there are only its own characters, and it ends with ``]``: a run starting there is
-    all timestamp characters up to a ``]``, or all timestamp characters (nothing else known).
-    """
-    if not chars or chars[0] not in _PRINTK_CHARS:
-        return False
-    for ch in chars:
-        if ch == "]":
-            return True
-        if ch not in _PRINTK_CHARS:
-            return False
-    return True
-
-
-def _pattern_ts_safe(rx: re.Pattern[str]) -> bool:
-    """Does a match of ``rx`` never start in, nor look back into, a printk timestamp before it?
-
-    True when every match starts with a fixed character run that cannot begin inside a timestamp and
-    the pattern has no lookbehind: then its matches on ``stamp + rest`` are those on any other stamp
-    followed by ``rest``, shifted. Anything else (an anchor, a class, a branch first) is not cached.
-    """
-    key = (rx.pattern, rx.flags)
-    known = _TS_SAFE.get(key)
-    if known is not None:
-        return known
-    safe = False
-    try:
-        sre: Any = importlib.import_module("re._parser")
-        consts: Any = importlib.import_module("re._constants")
-        tree = sre.parse(rx.pattern, rx.flags)
-
-        def lookbehind(items: Any) -> bool:
-            for op, av in items:
-                if op in (consts.ASSERT, consts.ASSERT_NOT) and av[0] < 0:
-                    return True
-                if isinstance(av, sre.SubPattern) and lookbehind(av):
-                    return True
-                for sub in av if isinstance(av, (tuple, list)) else ():
-                    if isinstance(sub, sre.SubPattern) and lookbehind(sub):
-                        return True
-                    if isinstance(sub, (tuple, list)):
-                        for s2 in sub:
-                            if isinstance(s2, sre.SubPattern) and lookbehind(s2):
-                                return True
-            return False
-
-        run: list[str] = []
-        items = list(tree)
-        while items:
-            op, av = items[0]
-            if op == consts.LITERAL:
-                run.append(chr(av))
-                items = items[1:]
-            elif op == consts.SUBPATTERN and not run:
-                items = list(av[-1]) + items[1:]
-            else:
-                break
-        safe = bool(run) and not _run_could_start_in_timestamp("".join(run)) and not lookbehind(tree)
-    except Exception:  # an unknown parser: nothing is cached for a timestamped line
-        safe = False
-    _TS_SAFE[key] = safe
-    return safe
+def _shifts(raw: bytes, key: bytes) -> list[tuple[int, int]]:
+    """Where the timestamps of ``raw`` end in its key, and how much later columns after each lie in ``raw``."""
+    if key[:5] == _CANON and raw[:1] == b"[" and key.count(_CANON) == 1:  # the usual: one, at the start
+        m = _STAMP_B.match(raw)
+        if m is not None:
+            return [(5, m.end() - 5)]
+    shifts = []
+    delta = 0
+    for m in _STAMP_B.finditer(raw):
+        a, b = m.span()
+        delta += b - a - 5
+        shifts.append((b - delta, delta))
+    return shifts
 
 
 def _fingerprint(rules: list[Rule]) -> tuple[object, ...]:
@@ -163,6 +88,36 @@ def _fingerprint(rules: list[Rule]) -> tuple[object, ...]:
         (r.name, r.kind, r.literal, r.pattern, r.severity, r.prompt, r.benign, tuple(sorted(r.fields.items())))
         for r in rules
     )
+
+
+class _Table:
+    """What a classifier works out from its rules, once per rule table (a capture makes one per console)."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules  # kept: the tables are found by the rules' ids
+        self.by_literal: dict[str, list[Rule]] = {}
+        for r in rules:
+            self.by_literal.setdefault(r.literal, []).append(r)
+        self.lit_bytes = [(lit, lit.encode("utf-8")) for lit in self.by_literal]
+        self.order = {id(r): i for i, r in enumerate(rules)}
+        self.prompt_rules = [r for r in rules if r.prompt]
+        self.prompt_fast = literal_alternation(self.prompt_rules) if self.prompt_rules else None
+        # a literal that could overlap a timestamp would make a line's candidates depend on its digits
+        self.canon = not any(can_touch_stamp(lit) for lit in self.by_literal)
+        self.fingerprint = _fingerprint(rules)
+
+
+_TABLES: dict[tuple[int, ...], _Table] = {}
+
+
+def _table(rules: list[Rule]) -> _Table:
+    key = tuple(map(id, rules))
+    table = _TABLES.get(key)
+    if table is None:
+        if len(_TABLES) > 100:
+            _TABLES.clear()
+        table = _TABLES[key] = _Table(list(rules))
+    return table
 
 
 class Classifier:
@@ -183,23 +138,21 @@ class Classifier:
         self.rules = list(rules) if rules is not None else builtin_rules()
         self.severities = dict(severities or {})
         self.clock = clock
-        self._by_literal: dict[str, list[Rule]] = {}
-        for r in self.rules:
-            self._by_literal.setdefault(r.literal, []).append(r)
-        self._lit_bytes = [(lit, lit.encode("utf-8")) for lit in self._by_literal]
-        self._order = {id(r): i for i, r in enumerate(self.rules)}
-        self._prompt_rules = [r for r in self.rules if r.prompt]
-        self._prompt_fast = literal_alternation(self._prompt_rules) if self._prompt_rules else None
+        table = _table(self.rules)
+        self._by_literal: dict[str, list[Rule]] = table.by_literal
+        self._lit_bytes = table.lit_bytes
+        self._order = table.order
+        self._prompt_rules = table.prompt_rules
+        self._prompt_fast = table.prompt_fast
         self._pending = b""
         self.line = 1  # the number of the line being assembled
         self._seen_on_line: set[tuple[str, int]] = set()
         self.bytes_in = 0
         self._cache: dict[bytes, Entry] | None = None
-        # a literal that could lie in a timestamp would make a line's candidates depend on its digits
-        self._canon = cache and not any(_run_could_start_in_timestamp(lit) for lit in self._by_literal)
-        self._ts_safe_rules: dict[int, bool] = {}  # see _ts_safe
+        self._canon = cache and table.canon
         if cache:
-            self._cache = _SHARED.setdefault(_fingerprint(self.rules), {})
+            key = (table.fingerprint, tuple(sorted(self.severities.items())))
+            self._cache = _SHARED.setdefault(key, {})
 
     # -- feeding -------------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[Event]:
@@ -213,75 +166,140 @@ class Classifier:
             j -= 1
         end = max(buf.rfind(b"\n", 0, j), buf.rfind(b"\r", 0, j)) + 1
         if end:
-            self._region(buf, end, out)
-        rest = buf[end:]
+            self._region(buf[:end] if end < len(buf) else buf, out)
+        rest = buf[end:] if end else buf
         if len(rest) > MAX_LINE_BYTES and not rest.endswith(b"\r"):
             self._classify(rest[:MAX_LINE_BYTES], out, partial=False)
             rest = rest[-4096:]
         self._pending = rest
         return out
 
-    def _region(self, buf: bytes, end: int, out: list[Event]) -> None:
-        """Classify the complete lines of ``buf[:end]``.
+    def _region(self, block: bytes, out: list[Event]) -> None:
+        """Classify the complete lines of ``block`` (which ends with a line end).
 
-        Escapes are stripped from the whole block at once (no sequence spans a line end). Each line is
-        looked up in the memory of lines already matched, its printk timestamp replaced by ``[0.0]``
-        (one substitution over the block); a new line is searched for every rule's literal, and only
-        a line holding one, or a byte that cleaning would remove (backspace, NUL, DEL), is cleaned and
-        matched, then remembered.
+        Escapes are stripped from the whole block at once (no sequence spans a line end) and CR runs made
+        one CR, then the block is split at its line ends. Each line is looked up in the memory of lines already matched, its printk
+        timestamps replaced by ``[0.0]`` (one substitution over the block); a new line is searched for
+        every rule's literal, and only a line holding one, or a byte that cleaning would remove
+        (backspace, NUL, DEL), is cleaned and matched, then remembered.
         """
-        block = strip_escapes(buf[:end])
-        raws = _split_lines(block)
+        if b"\x1b" in block:
+            block = strip_escapes(block)
+        if b"\r\r" in block:
+            while b"\r\r" in block:  # a run of CRs, with or without an LF after it, is one line end
+                block = block.replace(b"\r\r", b"\r")
+        raws = block.splitlines()  # at CR LF, LF and a bare CR: one C pass
+        line0 = self.line
         cache = self._cache
+        stamped = False
+        keys = raws
         if cache is None:
             entries: list[Entry | None] = [None] * len(raws)
         else:
-            keys = raws
-            if self._canon and b"[" in block:
-                canon = _canonical(block)
-                if canon != block:
-                    keys = _split_lines(canon)
+            if self._canon:
+                canon, n_stamps = _STAMP_B.subn(_CANON, block)
+                stamped = n_stamps > 0
+                if stamped and canon != block:
+                    keys = canon.splitlines()
             entries = list(map(cache.get, keys))
-        line = self.line
+        seen = self._seen_on_line
+        now = self.clock() if self.clock else None
+        append, new, set_, ev_type = out.append, _new, _setattr, Event
         for i, entry in enumerate(entries):
             if entry is _NOHIT:
                 continue
-            if line + i != self.line:
-                self._seen_on_line.clear()
-                self.line = line + i
-            raw = raws[i]
-            if entry is None:
-                fresh = self._match_line(raw, out)
-                if cache is not None:
-                    if len(cache) >= CACHE_LINES:
-                        cache.clear()
-                    cache[keys[i]] = fresh
-            elif isinstance(entry, _Slow):
-                self._match_line(raw, out, entry.literals or None)
-            elif entry[0]:
-                cut = 0
-                if self._canon and raw[:1] == b"[":
-                    m = _PRINTK.match(raw)
-                    cut = m.end() if m is not None else 0
+            if entry is None or type(entry) is _Slow:
+                self.line = line0 + i
+                if i:
+                    seen.clear()
+                if entry is None:
+                    key = keys[i]
+                    fresh = self._match_line(raws[i], stamped and _CANON in key, out)
+                    if cache is not None:
+                        if len(cache) >= CACHE_LINES:
+                            cache.clear()
+                        cache[key] = fresh
+                else:
+                    self._match_line(raws[i], False, out, entry.literals or None)
+                continue
+            templates, text = entry  # type: ignore[misc]
+            if not templates:
+                continue
+            n = line0 + i
+            if text is None:  # a line holding timestamps: its text, and columns shifted by their widths
                 try:
-                    text = (raw[:cut].decode("ascii") + entry[2]).strip() if cut else entry[2]
-                    self._emit(text, entry[0], entry[1], out, cut)
+                    raw = raws[i]
+                    text = raw.decode("ascii").strip()
+                    shifts = _shifts(raw, keys[i])
+                    jtext = json_text(text)
                 except Exception:  # a classifier never raises on console input
-                    pass
-        line += len(raws)
-        if line != self.line:
-            self._seen_on_line.clear()
-        self.line = line
+                    continue
+                for col, kind, base in templates:
+                    for key_end, after in reversed(shifts):
+                        if key_end <= col:
+                            col += after
+                            break
+                    if i == 0 and seen and (kind, col) in seen:
+                        continue
+                    attrs = base.copy()
+                    attrs["line"] = n
+                    attrs["text"] = text
+                    attrs["column"] = col
+                    attrs["_jpost"] = jtext + base["json_tail"]
+                    attrs["fields"] = attrs["fields"].copy()
+                    if now is not None:
+                        attrs["time"] = now
+                    ev = new(ev_type)
+                    set_(ev, "__dict__", attrs)
+                    append(ev)
+                continue
+            if i == 0 and seen:
+                templates = [t for t in templates if (t[1], t[0]) not in seen]
+            for _col, _kind, base in templates:
+                attrs = base.copy()
+                attrs["line"] = n
+                attrs["fields"] = attrs["fields"].copy()
+                if now is not None:
+                    attrs["time"] = now
+                ev = new(ev_type)
+                set_(ev, "__dict__", attrs)
+                append(ev)
+        seen.clear()
+        self.line = line0 + len(raws)
 
-    def _ts_safe(self, rule: Rule) -> bool:
-        """Can ``rule``'s matches not depend on a printk timestamp? (Worked out for a rule when first needed.)"""
-        safe = self._ts_safe_rules.get(id(rule))
-        if safe is None:
-            safe = self._ts_safe_rules[id(rule)] = rule.compiled is not None and _pattern_ts_safe(rule.compiled)
-        return safe
+    def _templates(self, found: Iterable[Match], benign: bool, text: str | None,
+                   shifts: list[tuple[int, int]] | None) -> tuple[Template, ...]:
+        """What a remembered line reports (``text``: its text, None when it holds timestamps at ``shifts``)."""
+        out: list[Template] = []
+        keys: set[tuple[str, int]] = set()
+        severities = self.severities
+        for col, rule, fields, tail in found:
+            sev = severities.get(rule.kind, rule.severity) if severities else rule.severity
+            if benign and rule.kind != "benign" and sev in ("warning", "critical"):
+                continue
+            if (rule.kind, col) in keys:
+                continue
+            keys.add((rule.kind, col))
+            if shifts:
+                d = 0
+                for start, end in shifts:
+                    if end <= col:
+                        d += end - start - 5
+                    elif start < col:
+                        raise ValueError("a match inside a timestamp")  # cannot happen: matched afresh each time
+                col -= d
+            attrs = {"kind": rule.kind, "severity": sev, "line": 0, "text": text, "fields": fields, "time": None,
+                     "rule": rule.name, "column": col, "json_tail": tail, "_jpre": json_head(rule.kind, sev)}
+            if text is not None:
+                attrs["_jpost"] = json_text(text) + tail
+            out.append((col, rule.kind, attrs))
+        return tuple(out)
 
-    def _match_line(self, raw: bytes, out: list[Event], literals: set[str] | None = None) -> Entry:
-        """Match one complete line afresh (``literals``: those it is known to hold); return what may be remembered."""
+    def _match_line(self, raw: bytes, stamped: bool, out: list[Event], literals: set[str] | None = None) -> Entry:
+        """Match one complete line afresh (``stamped``: it holds timestamps; ``literals``: those it is known to hold).
+
+        Return what may be remembered for every line with the same key.
+        """
         if literals is None:
             literals = {lit for lit, lb in self._lit_bytes if lb in raw}
             if b"\x08" in raw or b"\x7f" in raw or b"\x00" in raw:
@@ -293,19 +311,19 @@ class Classifier:
             self._emit(text.strip(), found, benign, out, 0)
         except Exception:  # a classifier never raises on console input
             return _FAILED
-        cut = 0
-        if self._canon and raw[:1] == b"[":
-            m = _PRINTK.match(raw)
-            if m is not None:
-                # remembered for every timestamp only when no match can depend on it
-                cut = m.end()
-                if "" in literals or not all(self._ts_safe(r) for r in candidates):
+        try:
+            if not stamped:
+                return self._templates(found, benign, text.strip(), None), text.strip()
+            # remembered for every timestamp only when the text is the bytes and no match can depend on them
+            if "" in literals or not raw.isascii() or len(text) != len(raw):
+                return _Slow(literals)
+            stamps = [m.span() for m in STAMP.finditer(text)]
+            for rule in candidates:
+                if rule.compiled is None or not shape(rule.compiled).safe(text, stamps):
                     return _Slow(literals)
-                if any(m[0] < cut for m in found):
-                    return _Slow(literals)
-                # the cleaned text is the timestamp's followed by the rest's (cleaning removed nothing before it)
-                return tuple((col - cut, rule, fields, tail) for col, rule, fields, tail in found), benign, text[cut:]
-        return tuple(found), benign, text.strip()
+            return self._templates(found, benign, None, stamps), None
+        except Exception:
+            return _Slow(literals)
 
     def idle(self) -> list[Event]:
         """The stream went quiet: match the unfinished line against the prompt rules."""

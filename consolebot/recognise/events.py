@@ -122,3 +122,24 @@ def json_tail(fields: dict[str, Any], rule: str) -> str:
     """The end of an event's JSON line: ``"fields": {...}, "rule": "..."}``."""
     return '"fields": ' + json_fields(fields) + ', "rule": ' + _jstr(rule) + "}"
 
+
+
+def json_head(kind: str, severity: str) -> str:
+    """The part of an event's JSON line after ``{"t": ..., "type": "event", ``: ``"kind": ..., "line": ``."""
+    return '"kind": ' + _jstr(kind) + ', "severity": ' + _jstr(severity) + ', "line": '
+
+
+def json_text(text: str) -> str:
+    """``"text": "...", `` of an event's JSON line."""
+    return '"text": ' + _jstr(text) + ", "
+
+
+def json_parts(ev: Event) -> tuple[str, str] | None:
+    """The JSON around an event's line number and time, made by the classifier for a remembered line, or None.
+
+    They are kept out of the event's fields (``dataclasses.replace`` does not copy them), so they always
+    describe this very event.
+    """
+    attrs = ev.__dict__
+    post = attrs.get("_jpost")
+    return None if post is None else (attrs["_jpre"], post)

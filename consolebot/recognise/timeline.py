@@ -58,6 +58,26 @@ _PHASE_KINDS = frozenset({
 })
 
 
+def _counted_only(k: str, ev: Event, boot: Boot) -> bool:
+    """Would ``Timeline.feed`` of this phase kind, in the current boot, only count it (no boot, no phase change)?"""
+    phase = boot.phase
+    if k == "service.ok":
+        return phase not in ("init", "afs", "kernel")
+    if k == "login.prompt":
+        return phase in ("login-ready", "panicked")
+    if k == "afs.salvage.progress":
+        return boot.salvage == "done" or (boot.salvage == "running" and phase == "salvaging")
+    if k == "afs.start":
+        return phase in ("afs", "salvaging")
+    if k == "afs.salvage.done":
+        return boot.salvage == "done" and phase != "salvaging"
+    if k == "kernel.panic":
+        return phase == "panicked"
+    if k == "sysrq.ack":
+        return not ev.fields.get("action", "").startswith(("Resetting", "Power Off"))
+    return False
+
+
 class Timeline:
     """Given events in order, keep the boots and the current phase."""
 
@@ -89,6 +109,23 @@ class Timeline:
         boot.phase = phase
         boot.phases.append((phase, line))
         return phase
+
+    def feed_all(self, events: list[Event]) -> None:
+        """``feed`` each event (the phase changes are not returned): the events that change no phase cost little."""
+        boots = self.boots
+        for ev in events:
+            k = ev.kind
+            if not boots:
+                self.feed(ev)
+                continue
+            boot = boots[-1]
+            if k in _PHASE_KINDS and not _counted_only(k, ev, boot):
+                self.feed(ev)
+                continue
+            counts = boot.counts
+            counts[k] = counts.get(k, 0) + 1
+            if ev.severity != "info" and SEVERITY_RANK.get(ev.severity, 0) > SEVERITY_RANK[boot.worst_severity]:
+                boot.worst_severity = ev.severity
 
     def feed(self, ev: Event) -> str | None:
         """Take one event; return the new phase when it changed."""

@@ -12,6 +12,7 @@ protocol, not data).
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import selectors
@@ -101,8 +102,7 @@ class CapturedConsole:
     def _events(self, events: list[Event]) -> None:
         self.events += len(events)
         if self.timeline is not None:
-            for ev in events:
-                self.timeline.feed(ev)
+            self.timeline.feed_all(events)
         self.transcript.record_events(events)  # one write for the lot
         if self.alert is not None:
             wanted = self.alert_severities
@@ -134,6 +134,7 @@ class CaptureLoop:
         self._stop = False
         self._closed = False
         self._fd_owner: dict[int, CapturedConsole] = {}
+        self._want_paths: dict[int, tuple[CaptureClaim, Path, str]] = {}  # id(console): (claim, folder, file name)
 
     def stop(self) -> None:
         self._stop = True
@@ -313,6 +314,10 @@ class CaptureLoop:
         end = None if duration_s is None else time.monotonic() + duration_s
         next_house = 0.0
         next_round = 0.0
+        # what start-up made lives as long as the loop: the cycle collector need not walk it again and again
+        # (with a thousand consoles, full collections would cost tens of milliseconds each, stalling every console)
+        gc.collect()
+        gc.freeze()
         while not self._stop:
             now = time.monotonic()
             if end is not None and now >= end:
@@ -328,8 +333,18 @@ class CaptureLoop:
                 c = key.data
                 if c.state == "connecting":
                     self._finish_connect(c, time.monotonic())
-                else:
-                    self._drain(c, once=True)
+                    continue
+                t = c.transport
+                if t is None:
+                    continue
+                try:  # one read: more left is reported again by the (level-triggered) selector
+                    data = t.read_available()
+                except ConsoleClosed as exc:
+                    self._disconnect(c, f"connection lost ({exc})", "gap.start")
+                    self._schedule_retry(c, time.monotonic())
+                    continue
+                if data:
+                    c.record(data)
             now = time.monotonic()
             if now >= next_house:
                 next_house = now + HOUSEKEEPING_S
@@ -338,18 +353,23 @@ class CaptureLoop:
 
     def _writers_waiting(self) -> set[int]:
         """The consoles whose lock folder holds a writer's request (one listing per folder, not a file per console)."""
-        folders: dict[Path, list[CapturedConsole]] = {}
+        folders: dict[Path, list[tuple[CapturedConsole, str]]] = {}
+        where = self._want_paths
         for c in self.consoles:
-            if c.claim is not None and c.state == "connected":
-                folders.setdefault(c.claim.want.parent, []).append(c)
+            claim = c.claim
+            if claim is not None and c.state == "connected":
+                known = where.get(id(c))
+                if known is None or known[0] is not claim:  # worked out once per claim (Path operations cost)
+                    known = where[id(c)] = (claim, claim.want.parent, claim.want.name)
+                folders.setdefault(known[1], []).append((c, known[2]))
         out: set[int] = set()  # ids of the consoles
         for folder, members in folders.items():
             try:
                 names = set(os.listdir(folder))
             except OSError:
-                out.update(id(c) for c in members)  # cannot tell: ask each one
+                out.update(id(c) for c, _name in members)  # cannot tell: ask each one
                 continue
-            out.update(id(c) for c in members if c.claim is not None and c.claim.want.name in names)
+            out.update(id(c) for c, name in members if name in names)
         return out
 
     def _housekeeping(self, now: float) -> None:

@@ -68,18 +68,38 @@ def install_sighup_reopen() -> None:
 
 
 _SECOND: tuple[int, str] = (-1, "")  # the last whole second formatted, for utc_iso
+_MILLI: tuple[int, str] = (-1, "")  # the last millisecond formatted (a loop round reads many consoles in one)
 
 
 def utc_iso(t: float | None = None) -> str:
     """Given a time (default now), return it as UTC ISO-8601 with milliseconds: ``2024-05-01T12:00:00.123Z``."""
-    global _SECOND
+    global _SECOND, _MILLI
     us = round((time.time() if t is None else t) * 1_000_000)
+    ms = us // 1000
+    if ms == _MILLI[0]:
+        return _MILLI[1]
     sec, frac = divmod(us, 1_000_000)
     known, text = _SECOND
     if sec != known:
         text = datetime.datetime.fromtimestamp(sec, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _SECOND = (sec, text)
-    return f"{text}.{frac // 1000:03d}Z"
+    out = f"{text}.{frac // 1000:03d}Z"
+    _MILLI = (ms, out)
+    return out
+
+
+_HEADS: dict[bytes, tuple[str, bytes]] = {}  # tag -> (the time text, the log line head made of it and the tag)
+
+
+def _head(t: float, tag: bytes) -> bytes:
+    """``<utc_iso(t)> <tag> `` as bytes, made once per millisecond and tag."""
+    iso = utc_iso(t)
+    known = _HEADS.get(tag)
+    if known is not None and known[0] is iso:
+        return known[1]
+    head = iso.encode() + b" " + tag + b" "
+    _HEADS[tag] = (iso, head)
+    return head
 
 
 _NEEDS_ESCAPE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\xff\\\\]")
@@ -91,7 +111,10 @@ _ESCAPES.update({0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)})  # inva
 # the same escapes for a block of whole lines, in a few C-speed passes over it: CR and LF are kept (they are
 # the line ends); the backslash first (the escapes added next hold backslashes), then each control byte that
 # occurs (found by deleting every other byte), then invalid UTF-8 when a byte is not ASCII
-_NEEDS_ESCAPE_BLOCK = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff\\\\]")
+# the bytes a block's escaping leaves alone but CR and LF (deleted by ``bytes.translate``: what remains is the line
+# ends and what needs escaping)
+_PLAIN = bytes(o for o in range(128) if o == 9 or (32 <= o < 127 and o != 92))
+_CRLFS = [b"\r\n" * n for n in range(64)]
 _BYTE_ESCAPES = {bytes([o]): text.encode() for o, text in _ESCAPES.items() if o < 128 and o not in (10, 13, 92)}
 _NOT_CONTROL = bytes(o for o in range(256) if bytes([o]) not in _BYTE_ESCAPES)  # deleted: the controls remain
 
@@ -117,6 +140,7 @@ def escape_block(data: bytes) -> bytes:
     return out
 
 
+_EVENT_START: tuple[str, str] = ("", "")  # (utc_iso, the start of an event's JSON line made of it)
 _JSON = json.JSONEncoder(default=str).encode  # what json.dumps(obj, default=str) gives, without a new encoder each time
 _JSTR = json.encoder.encode_basestring_ascii
 
@@ -320,15 +344,21 @@ class Transcript:
             self._pending_cr = True
         region = bytes(self._line) + data[:cut] if self._line else data[:cut]
         self._line = bytearray(data[cut:])
-        if _NEEDS_ESCAPE_BLOCK.search(region):
-            region = escape_block(region)
-        head = utc_iso(now).encode() + b" | "
+        head = _head(now, b"|")
         # every line end becomes LF + the next line's head; the last one's head is cut off again
-        if b"\r" in region and b"\r\r" not in region:
-            region = region.replace(b"\r\n", b"\n").replace(b"\r", b"\n")  # CR LF or a bare CR: one line end
-        if b"\r" in region:
-            body, n = _LINE_END.subn(b"\n" + head, region)
+        rest = region.translate(None, _PLAIN)  # one pass: the line ends and the bytes to escape
+        n = len(rest) >> 1
+        if n < 64 and rest == _CRLFS[n] and region.count(b"\r\n") == n:  # the usual: CR LF ends, nothing to escape
+            body = region.replace(b"\r\n", b"\n" + head)
         else:
+            if rest.strip(b"\r\n"):
+                region = escape_block(region)
+            if b"\r" in rest:
+                while b"\r\r" in region:  # a run of CRs, with or without an LF after it, is one line end
+                    region = region.replace(b"\r\r", b"\r")
+                region = region.replace(b"\r\n", b"\n")
+                if b"\r" in region:
+                    region = region.replace(b"\r", b"\n")  # a bare CR
             n = region.count(b"\n")
             body = region.replace(b"\n", b"\n" + head)
         self._log.write(head + body[: len(body) - len(head)])
@@ -353,13 +383,23 @@ class Transcript:
 
     def record_events(self, events: Iterable[Event]) -> None:
         """Write one JSON line per event (as ``record("event", **ev.to_json())`` would), in one ``write(2)``."""
-        self._check_reopen()
-        start = f'{{"t": {_JSTR(utc_iso())}, "type": "event", "kind": '
+        if self._gen != _REOPEN_GENERATION:
+            self._check_reopen()
+        global _EVENT_START
+        iso = utc_iso()
+        if _EVENT_START[0] is not iso:
+            _EVENT_START = (iso, f'{{"t": {_JSTR(iso)}, "type": "event", ')
+        start = _EVENT_START[1]
         lines = []
         for ev in events:
+            attrs = ev.__dict__
             when = f'"time": {_JSTR(ev.time)}, ' if ev.time is not None else ""
-            tail = ev.json_tail or json_tail(ev.fields, ev.rule)  # the classifier's is made once per remembered line
-            lines.append(f'{start}{_JSTR(ev.kind)}, "severity": {_JSTR(ev.severity)}, '
+            post = attrs.get("_jpost")  # the classifier's, made once per remembered line (see ``json_parts``)
+            if post is not None:
+                lines.append(f'{start}{attrs["_jpre"]}{ev.line:d}, {when}{post}')
+                continue
+            tail = ev.json_tail or json_tail(ev.fields, ev.rule)
+            lines.append(f'{start}"kind": {_JSTR(ev.kind)}, "severity": {_JSTR(ev.severity)}, '
                          f'"line": {ev.line:d}, {when}"text": {_JSTR(ev.text)}, {tail}')
         if not lines:
             return

@@ -104,6 +104,8 @@ class TelnetCodec:
     # -- decoding -------------------------------------------------------------
     def feed(self, data: bytes) -> list[bytes | TelnetEvent]:
         """Decode ``data``; return console data and commands in the order received."""
+        if self._state == _CR and data[:1] not in (b"\x00", b""):
+            self._state = _DATA  # the CR that ended the last chunk was not followed by NUL: nothing to drop
         if self._state == _DATA and b"\xff" not in data:
             # the fast path: plain data (the common case), decoded with C-speed bytes operations
             if not data:
@@ -112,7 +114,7 @@ class TelnetCodec:
                 return [data]
             if b"\r" not in data:
                 return [data]
-            out_fast = data.replace(b"\r\x00", b"\r")
+            out_fast = data.replace(b"\r\x00", b"\r") if b"\x00" in data else data
             if data.endswith(b"\r"):
                 self._state = _CR  # a NUL may follow in the next chunk
             return [out_fast] if out_fast else []
