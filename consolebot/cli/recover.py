@@ -122,7 +122,7 @@ def run_recover(args: argparse.Namespace, out: Output, host: Any, folder: Path, 
     for name, o in report.others.items():
         checks = ", ".join(f"{k} {v}" for k, v in o["checks"].items())
         out.say(f"  {name:10} {o['outcome']:11} {o['elapsed_s']:6.1f} s  via {o['via'] or '-'}; {o['detail']}"
-                + (f"; checks: {checks}" if checks else ""))
+                + (f"; checks: {checks}" if checks and o["outcome"] != "ok" else ""))
     if report.plan:
         out.say("plan:")
         for p in report.plan:
