@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from consolebot.errors import ConfigError, SecretUnavailable
 from consolebot.inventory.model import Host
@@ -82,6 +82,19 @@ def find_script(name: str, inventory_folder: Path | None = None) -> Path:
         if c.is_file():
             return c
     raise ConfigError(f"connect script {name!r} not found in {', '.join(str(c.parent) for c in candidates)}")
+
+
+def candidate_source(store: Any, host: Host, redactor: Redactor) -> Callable[[str], list[Secret]]:
+    """``user -> candidates`` for ``host`` from ``store`` (its ``login.secret_host``), each registered with
+    ``redactor`` as it is read, so that it can never reach a transcript or an output."""
+
+    def candidates(user: str) -> list[Secret]:
+        found = list(store.candidates(host.login.secret_host or host.name, user))
+        for secret in found:
+            redactor.add(secret.reveal())
+        return found
+
+    return candidates
 
 
 def known_secrets(host: Host, redactor: Redactor, warn: Callable[[str], None]) -> int:

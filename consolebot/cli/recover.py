@@ -51,7 +51,7 @@ def run_recover(args: argparse.Namespace, out: Output, host: Any, folder: Path, 
                 store: Any = None) -> int:
     from consolebot.actions.confirm import confirm
     from consolebot.runbooks.recover import RecoverOptions, Recovery, exit_code, markdown
-    from consolebot.wiring import AttachedConsole, power_backend
+    from consolebot.wiring import AttachedConsole, candidate_source, known_secrets, power_backend
 
     if store is None:
         from consolebot.secrets.store import open_store
@@ -70,12 +70,7 @@ def run_recover(args: argparse.Namespace, out: Output, host: Any, folder: Path, 
                 "whose restart fails; SysRq when its console is hung)", args.yes)
 
     def candidates_for(h: Any) -> Any:
-        def candidates(user: str) -> list[Any]:
-            found = list(store.candidates(h.login.secret_host or h.name, user))
-            for s in found:
-                out.redactor.add(s.reveal())
-            return found
-        return candidates
+        return candidate_source(store, h, out.redactor)
 
     candidates = candidates_for(host)
 
@@ -90,8 +85,6 @@ def run_recover(args: argparse.Namespace, out: Output, host: Any, folder: Path, 
         from consolebot.runbooks.others import Others, OthersOptions
 
         for o in others_hosts:
-            from consolebot.wiring import known_secrets
-
             known_secrets(o, out.redactor, out.warn)
         others = Others(others_hosts, out.redactor, folder, candidates_for, OthersOptions(
             console=ConsoleShellOptions(inventory_folder=inv_folder, yield_timeout_s=args.yield_timeout_s,

@@ -104,15 +104,9 @@ def _run_on_console(
     from consolebot.actions.login import login
     from consolebot.actions.shell import Shell
     from consolebot.secrets.store import open_store
-    from consolebot.wiring import AttachedConsole
+    from consolebot.wiring import AttachedConsole, candidate_source
 
-    store = open_store()
-
-    def candidates(user: str) -> list[Any]:
-        found = store.candidates(host.login.secret_host or host.name, user)
-        for s in found:
-            out.redactor.add(s.reveal())
-        return found
+    candidates = candidate_source(open_store(), host, out.redactor)
 
     logged_out: bool | None = None
     result = None
