@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -126,3 +127,18 @@ def write_host(folder: Path, name: str, address: str, extra: str = "") -> Path:
 
 def consolebot_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "consolebot", *args]
+
+
+_MARKED = re.compile(r"^echo '[^']*''[^']*'; (.*); echo '[^']*''[^']*':\$\?$")
+
+
+def typed_commands(acts: list[dict[str, object]], act: str = "line") -> list[str]:
+    """The commands consolebot typed (simulator act log entries ``act``: a console shell's lines, or
+    ``ssh``), unwrapped from its Shell's start/end markers."""
+    out = []
+    for a in acts:
+        if a["act"] == act and (act != "line" or a.get("state") == "shell"):
+            text = str(a.get("text"))
+            m = _MARKED.match(text)
+            out.append(m.group(1) if m else text)
+    return out

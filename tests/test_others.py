@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import assert_no_secret, cb_env, consolebot_cmd
+from tests.conftest import assert_no_secret, cb_env, consolebot_cmd, typed_commands
 
 WRONG, RIGHT = "Wrong-cand-1x", "Right-cand-2y"
 FAST = ["--salvage-seconds", "3", "--time-scale", "0.2", "--line-delay-ms", "1", "--login-fail-delay-s", "0.2"]
@@ -42,20 +42,10 @@ class Site:
         return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
     def console_lines(self, host: str) -> list[str]:
-        out = []
-        for a in self.acts(host):
-            if a["act"] == "line" and a.get("state") == "shell":
-                m = re.match(r"^echo '[^']*''[^']*'; (.*); echo '[^']*''[^']*':\$\?$", str(a["text"]))
-                out.append(m.group(1) if m else str(a["text"]))
-        return out
+        return typed_commands(self.acts(host))
 
     def ssh_lines(self, host: str) -> list[str]:
-        out = []
-        for a in self.acts(host):
-            if a["act"] == "ssh":
-                m = re.match(r"^echo '[^']*''[^']*'; (.*); echo '[^']*''[^']*':\$\?$", str(a["text"]))
-                out.append(m.group(1) if m else str(a["text"]))
-        return out
+        return typed_commands(self.acts(host), "ssh")
 
     def control(self, host: str, request: str) -> dict[str, Any]:
         with socket.create_connection(("127.0.0.1", self.served["hosts"][host]["bmc"]), timeout=10) as s:

@@ -4,7 +4,6 @@ simulator's own act log (what consolebot really did), with the outcome and the e
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_no_secret, cb_env, consolebot_cmd
+from tests.conftest import assert_no_secret, cb_env, consolebot_cmd, typed_commands
 
 WRONG, RIGHT = "Wrong-cand-1x", "Right-cand-2y"
 FAST = ["--salvage-seconds", "3", "--time-scale", "0.2", "--line-delay-ms", "1", "--login-fail-delay-s", "0.2"]
@@ -43,13 +42,7 @@ class Site:
 
     def lines(self) -> list[str]:
         """The commands typed at the shell, unwrapped from consolebot's markers."""
-        out = []
-        for a in self.acts():
-            if a["act"] == "line" and a.get("state") == "shell":
-                text = str(a.get("text"))
-                m = re.match(r"^echo '[^']*''[^']*'; (.*); echo '[^']*''[^']*':\$\?$", text)
-                out.append(m.group(1) if m else text)
-        return out
+        return typed_commands(self.acts())
 
     def recover(self, *args: str, timeout_s: float = 300) -> tuple[int, dict[str, object], str]:
         proc = subprocess.run(consolebot_cmd("recover", "--json", "lab-deleuze", "--salvage-poll-s", "1", *args),
