@@ -305,8 +305,8 @@ def test_alerts_wait_for_their_lines_to_be_written(tmp_path: Path) -> None:
     seen: list[tuple[str, bytes]] = []
     jsonl = tmp_path / "c.jsonl"
 
-    def alert(c: CapturedConsole, ev: Event) -> None:
-        seen.append((ev.kind, jsonl.read_bytes()))
+    def alert(c: CapturedConsole, evs: list[Event]) -> None:
+        seen.extend((ev.kind, jsonl.read_bytes()) for ev in evs)
 
     severities = frozenset({"warning", "critical"})
     c = CapturedConsole("c", lambda: None, Transcript(tmp_path, "c", Redactor(), buffered=True),  # type: ignore

@@ -91,13 +91,13 @@ def _capture(args: argparse.Namespace, out: Output, stop_asked: list[int], loop_
                 CaptureClaim(h.name),
                 classifier=Classifier(rules, severities),
                 timeline=Timeline(),
-                alert=None if alerter is None else (lambda c, ev: alerter(c.name, ev)),
+                alert=None if alerter is None else (lambda c, evs: alerter.many(c.name, evs)),
                 alert_severities=None if alerter is None else alerter.severities,
             )
         )
     install_sighup_reopen()
     raise_file_limit(len(consoles), out)
-    loop = CaptureLoop(consoles)
+    loop = CaptureLoop(consoles, flushed=None if alerter is None else alerter.kick)
     loop_box.append(loop)
     if stop_asked:
         loop.stop()

@@ -7,8 +7,10 @@ run at once (further alerts still go to stderr, and the skipped hook runs are co
 
 Alerts are handed to one thread through a bounded queue: a stderr nobody reads (a full pipe) or a
 slow hook can never stall the capture loop; when the queue is full, alerts are dropped and counted.
-The thread writes whatever has queued up in one write (a thousand consoles booting at once raise
-many alerts a second).
+A capture loop queues each console's alerts as a list (``many``) and wakes the thread once per
+round (``kick``): the thread then writes whatever has queued up in one write, instead of taking
+the interpreter lock from the loop for every alert (a thousand consoles booting at once raise
+thousands of alerts a second).
 """
 
 from __future__ import annotations
@@ -39,31 +41,49 @@ class Alerter:
         self.sent = 0
         self.skipped = 0
         self.dropped = 0
-        self.max_queued = 1000
-        self._queue: deque[tuple[str, Event]] = deque()  # append and popleft are atomic
+        self.max_queued = 50_000  # events: a round of a thousand consoles booting at once raises about a thousand
+        self._queue: deque[tuple[str, list[Event]]] = deque()  # append and popleft are atomic
+        self._put = 0  # events queued (counted by the loop's thread) ...
+        self._taken = 0  # ... and taken (by the alert thread): each counter has one writer
         self._wake = threading.Event()
         self._closing = False
         self._thread = threading.Thread(target=self._worker, name="consolebot-alerts", daemon=True)
         self._thread.start()
 
     def __call__(self, host: str, ev: Event) -> None:
-        """Queue an alert for ``ev`` if it is severe enough; never blocks."""
-        if SEVERITY_RANK.get(ev.severity, 0) < self.min_rank:
+        """Queue an alert for ``ev`` if it is severe enough, and wake the thread; never blocks."""
+        self.many(host, [ev])
+        self.kick()
+
+    def many(self, host: str, events: list[Event]) -> None:
+        """Queue alerts for those of ``events`` severe enough, without waking the thread (``kick`` does)."""
+        rank, least = SEVERITY_RANK, self.min_rank
+        hot = [ev for ev in events if rank.get(ev.severity, 0) >= least] if least > 0 else events
+        if not hot:
             return
-        if len(self._queue) >= self.max_queued:
-            self.dropped += 1
-            return
-        self._queue.append((host, ev))
-        if not self._wake.is_set():
+        room = self.max_queued - (self._put - self._taken)
+        if room < len(hot):
+            self.dropped += len(hot) - max(room, 0)
+            hot = hot[: max(room, 0)]
+            if not hot:
+                return
+        self._put += len(hot)
+        self._queue.append((host, hot))
+
+    def kick(self) -> None:
+        """Let the thread deliver what is queued: a capture loop calls it once per round, after ``many``."""
+        if self._queue and not self._wake.is_set():
             self._wake.set()
 
     def _worker(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
-            batch = []
+            batch: list[tuple[str, Event]] = []
             while self._queue:
-                batch.append(self._queue.popleft())
+                host, events = self._queue.popleft()
+                self._taken += len(events)
+                batch.extend((host, ev) for ev in events)
             if batch:
                 try:
                     self._deliver(batch)

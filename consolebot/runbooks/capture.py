@@ -62,10 +62,10 @@ class CapturedConsole:
     classifier: Classifier | None = None
     timeline: Timeline | None = None
     on_event: list[Callable[[CapturedConsole, Event], None]] = field(default_factory=list)
-    # alerts: called for the events whose severity is in ``alert_severities`` (None: every event); with a
-    # buffered transcript they are held until ``flush()`` wrote their lines (each loop round), so no alert is
-    # ever raised for a line that a SIGKILL could still take from the files
-    alert: Callable[[CapturedConsole, Event], None] | None = None
+    # alerts: called with the events (in order, a list per call) whose severity is in ``alert_severities`` (None:
+    # every event); with a buffered transcript they are held until ``flush()`` wrote their lines (each loop
+    # round), so no alert is ever raised for a line that a SIGKILL could still take from the files
+    alert: Callable[[CapturedConsole, list[Event]], None] | None = None
     alert_severities: frozenset[str] | None = None
     events: int = 0
     _idle_done: bool = True
@@ -90,8 +90,7 @@ class CapturedConsole:
         self.transcript.flush()
         if self._held_alerts and self.alert is not None:
             held, self._held_alerts = self._held_alerts, []
-            for ev in held:
-                self.alert(self, ev)
+            self.alert(self, held)
 
     def idle(self) -> None:
         """The console went quiet: let the classifier look at an unfinished line (a prompt)."""
@@ -111,8 +110,7 @@ class CapturedConsole:
                 if self.transcript.buffered:
                     self._held_alerts += hot
                 else:
-                    for ev in hot:
-                        self.alert(self, ev)
+                    self.alert(self, hot)
         if self.on_event:
             for ev in events:
                 for cb in self.on_event:
@@ -127,8 +125,10 @@ class CaptureSummary:
 class CaptureLoop:
     """Given consoles, capture them all until ``duration_s`` passes or ``stop()`` is called."""
 
-    def __init__(self, consoles: list[CapturedConsole], rng: random.Random | None = None) -> None:
+    def __init__(self, consoles: list[CapturedConsole], rng: random.Random | None = None,
+                 flushed: Callable[[], None] | None = None) -> None:
         self.consoles = consoles
+        self.flushed = flushed  # called after each round of flushes (the alerts held for the round were handed on)
         self.selector = selectors.DefaultSelector()
         self.rng = rng or random.Random()
         self._stop = False
@@ -398,6 +398,8 @@ class CaptureLoop:
                     self._connect(c, now)
                 except ConsoleBotError:
                     pass
+        if self.flushed is not None:
+            self.flushed()
 
     def summary(self) -> CaptureSummary:
         return CaptureSummary(
@@ -466,4 +468,6 @@ class CaptureLoop:
             c.flush()  # the held alerts
             c.transcript.close()
             c.state = "closed"
+        if self.flushed is not None:
+            self.flushed()
         self.selector.close()
