@@ -323,3 +323,117 @@ def test_alerts_wait_for_their_lines_to_be_written(tmp_path: Path) -> None:
     finally:
         warning.close()
         info.close()
+
+
+class _StreamAndStubbornServer:
+    """Two consoles: ``busy`` streams a numbered line every 10 ms; ``stubborn`` answers a half-close with a
+    last line and then never closes (a console server that keeps the connection open)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.listeners = {}
+        for name in ("busy", "stubborn"):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            s.listen(4)
+            self.listeners[name] = s
+        self.ports = {name: s.getsockname()[1] for name, s in self.listeners.items()}
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        for name, s in self.listeners.items():
+            sel.register(s, selectors.EVENT_READ, ("listen", name))
+        busy = []
+        conns = []
+        n = 0
+        while not self._stop.is_set():
+            for key, _ in sel.select(0.01):
+                kind, name = key.data
+                if kind == "listen":
+                    conn, _a = key.fileobj.accept()  # type: ignore[union-attr]
+                    conns.append(conn)
+                    conn.sendall(b"hello from %s\r\n" % name.encode())
+                    sel.register(conn, selectors.EVENT_READ, ("conn", name))
+                    if name == "busy":
+                        busy.append(conn)
+                    continue
+                if key.fileobj.recv(4096):  # type: ignore[union-attr]
+                    continue  # telnet negotiation
+                sel.unregister(key.fileobj)
+                if name == "stubborn":
+                    key.fileobj.sendall(b"on its way\r\n")  # type: ignore[union-attr]
+            n += 1
+            for conn in busy:
+                try:
+                    conn.sendall(b"line %d\r\n" % n)
+                except OSError:
+                    pass
+        for conn in conns:
+            conn.close()
+        for s in self.listeners.values():
+            s.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+
+
+def test_a_console_yielding_to_a_writer_does_not_stall_the_others(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # the yielded connection is drained inside the loop: a server that never closes costs its own console
+    # YIELD_DRAIN_S, not every console's reads
+    import os
+
+    from consolebot.locks import CaptureClaim
+    from consolebot.runbooks import capture as capmod
+    from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
+    from consolebot.secrets.redact import Redactor
+    from consolebot.session.transcript import Transcript
+    from consolebot.transport.telnet import TelnetTransport
+
+    drain_s = 1.5
+    monkeypatch.setattr(capmod, "YIELD_DRAIN_S", drain_s)
+    server = _StreamAndStubbornServer()
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    consoles = {
+        name: CapturedConsole(name, lambda port=port: TelnetTransport("127.0.0.1", port),
+                              Transcript(tmp_path, name, Redactor(), buffered=True), CaptureClaim(name, locks))
+        for name, port in server.ports.items()
+    }
+    reads: list[float] = []
+    consoles["busy"].on_data.append(lambda _clean: reads.append(time.monotonic()))
+    loop = CaptureLoop(list(consoles.values()))
+    try:
+        loop.start(wait=False)
+        deadline = time.monotonic() + 30
+        while any(c.rx_bytes == 0 for c in consoles.values()) and time.monotonic() < deadline:
+            loop.run(0.1)
+        (locks / "stubborn.want").write_text(str(os.getpid()))  # a writer (this process) asks for the console
+        t0 = time.monotonic()
+        while consoles["stubborn"].state != "yielded" and time.monotonic() < t0 + 10 * drain_s:
+            loop.run(0.1)
+        took_s = time.monotonic() - t0
+        loop.run(0.3)
+    finally:
+        loop.close()
+        server.stop()
+    stubborn = consoles["stubborn"]
+    assert stubborn.state == "closed" and stubborn.gaps == 1
+    assert took_s >= drain_s  # the server never closed: the drain ran its whole time ...
+    during = [t for t in reads if t0 <= t <= t0 + took_s]
+    gaps = [b - a for a, b in zip(during, during[1:], strict=False)]
+    assert len(during) > 5 and max(gaps) < drain_s / 2  # ... while the busy console was read all along
+    assert (tmp_path / "stubborn.raw").read_bytes().endswith(b"on its way\r\n")  # sent after the half-close
+    log = (tmp_path / "stubborn.log").read_text()
+    assert f"gap: yielded the console to a writer (pid {os.getpid()})" in log
+    assert log.index("on its way") < log.index("gap: yielded")
+    assert not (locks / "stubborn.conn").exists() or not CaptureClaim("stubborn", locks).conn.held

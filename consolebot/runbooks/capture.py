@@ -5,8 +5,9 @@ transports: no thread and no pexpect per console. Each console keeps its own
 transcript; a lost connection is marked as a gap and retried with exponential
 backoff and jitter without disturbing the others; a writer that asks for the
 console (``consolebot console``, ``recover`` ...) gets it through the lock: the
-capture drains and closes its connection, marks the gap, and reconnects when
-the writer is done. Capture never sends console data (a telnet option reply is
+capture half-closes its connection and reads what is still on its way inside
+the loop (the other consoles are read all the while), closes it, marks the
+gap, and reconnects when the writer is done. Capture never sends console data (a telnet option reply is
 protocol, not data).
 """
 
@@ -33,6 +34,7 @@ CONNECT_TIMEOUT_S = 10.0
 HOUSEKEEPING_S = 0.1  # how often lock requests, reconnects and partial lines are looked at
 READ_BATCH_S = 0.06  # read a busy console at most this often (0.04: more CPU; 0.08: p99 latency past 100 ms)
 DRAIN_S = 1.0  # at the end, how long the consoles get (together) to deliver what is on its way
+YIELD_DRAIN_S = 2.0  # a console yielded to a writer: how long its bytes on their way are read (the others go on)
 IDLE_S = 0.3  # quiet this long: an unfinished line (a prompt) is classified
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -48,7 +50,7 @@ class CapturedConsole:
     claim: CaptureClaim | None = None
     on_data: list[Callable[[bytes], None]] = field(default_factory=list)
     connect_hook: Callable[[Transport], None] | None = None  # e.g. a connect script
-    state: str = "new"  # new, connected, backoff, yielded, closed
+    state: str = "new"  # new, connecting, connected, yielding, yielded, backoff, closed
     transport: Transport | None = None
     fd: int | None = None  # the descriptor registered with the selector (a closed transport cannot name it)
     next_attempt: float = 0.0
@@ -57,6 +59,7 @@ class CapturedConsole:
     gaps: int = 0
     connects: int = 0
     last_error: str = ""
+    yield_reason: str = ""  # while yielding: the gap note written once the connection is drained
     rx_bytes: int = 0
     last_rx: float = 0.0
     classifier: Classifier | None = None
@@ -240,7 +243,7 @@ class CaptureLoop:
         self._unregister(c)
         if t is not None:
             try:
-                c.record(t.drain_close(2.0))
+                c.record(t.drain_close(YIELD_DRAIN_S))
             except ConsoleBotError:
                 t.close()
         c.transport = None
@@ -249,6 +252,46 @@ class CaptureLoop:
         c.gaps += 1
         c.gap_since = time.monotonic()
         c.transcript.note(f"gap: {reason}", event=event)
+
+    def _start_yield(self, c: CapturedConsole, reason: str, now: float) -> None:
+        """Give the console to a writer without stalling the others.
+
+        The connection is half-closed and stays in the loop ("yielding") until the server closes it too
+        (all it sent is read) or ``YIELD_DRAIN_S`` passes; only then is the claim released. A transport
+        that cannot half-close gives what it has at once.
+        """
+        t = c.transport
+        start = getattr(t, "start_drain", None)
+        if t is None or not callable(start):
+            self._disconnect(c, reason, "gap.yield")
+            c.state = "yielded"
+            return
+        self._unregister(c)
+        try:
+            draining = bool(start())
+        except ConsoleBotError:
+            draining = False
+        if not draining:
+            self._disconnect(c, reason, "gap.yield")
+            c.state = "yielded"
+            return
+        c.state = "yielding"
+        c.yield_reason = reason
+        c.next_attempt = now + YIELD_DRAIN_S
+        self._register(c, t.fileno(), selectors.EVENT_READ)
+
+    def _finish_yield(self, c: CapturedConsole) -> None:
+        """The yielding connection is drained (or its time is up): close it, mark the gap, release the claim."""
+        self._unregister(c)
+        if c.transport is not None:
+            c.transport.close()
+        c.transport = None
+        if c.claim is not None:
+            c.claim.release()
+        c.gaps += 1
+        c.gap_since = time.monotonic()
+        c.transcript.note(f"gap: {c.yield_reason}", event="gap.yield")
+        c.state = "yielded"
 
     def _drain(self, c: CapturedConsole, once: bool = False) -> None:
         """Record what ``c`` has to read; ``once``: one read (the descriptor said it is readable)."""
@@ -340,6 +383,9 @@ class CaptureLoop:
                 try:  # one read: more left is reported again by the (level-triggered) selector
                     data = t.read_available()
                 except ConsoleClosed as exc:
+                    if c.state == "yielding":  # the server closed its end too: all it sent is ours
+                        self._finish_yield(c)
+                        continue
                     self._disconnect(c, f"connection lost ({exc})", "gap.start")
                     self._schedule_retry(c, time.monotonic())
                     continue
@@ -383,8 +429,10 @@ class CaptureLoop:
             if c.state == "connected":
                 pid = c.claim.writer_waiting() if c.claim is not None and id(c) in asking else None
                 if pid is not None:
-                    self._disconnect(c, f"yielded the console to a writer (pid {pid})", "gap.yield")
-                    c.state = "yielded"
+                    self._start_yield(c, f"yielded the console to a writer (pid {pid})", now)
+            elif c.state == "yielding":
+                if now >= c.next_attempt:
+                    self._finish_yield(c)
             elif c.state == "yielded":
                 try:
                     self._connect(c, now)
@@ -436,7 +484,7 @@ class CaptureLoop:
                 continue
             start = getattr(t, "start_drain", None)
             try:
-                if callable(start) and start():
+                if c.state == "yielding" or (callable(start) and start()):  # (a yielding one is half-closed already)
                     c.record(t.read_available())  # also what the transport holds (ConsoleClosed: that was all)
                     draining.register(t.fileno(), selectors.EVENT_READ, c)
                     continue
