@@ -29,3 +29,16 @@ def test_one_console_dropped_the_others_lose_nothing_and_it_reconnects() -> None
     assert r["bytes_lost"] == 0  # byte for byte, every console but the dropped one
     assert r["dropped_console_gap_marked"] and r["dropped_console_reconnected"]
     assert r["events"] > 0
+
+
+def test_bench_capture_stages_prints_every_stage() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench-capture-stages"), "--consoles", "5",
+                           "--rounds", "20", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    stages = ("us_transcript", "us_classify", "us_timeline", "us_jsonl", "us_flush")
+    assert all(r[k] > 0 for k in stages), r
+    assert r["events_per_read"] > 0 and r["lines_per_read"] > 1 and r["bytes_per_read"] > 500
+    # the stages are parts of the whole: together about what one read costs (timers add a little)
+    assert sum(r[k] for k in stages) < 3 * r["us_per_read"] + 50
+    assert r["cores_at_target"] > 0
