@@ -197,12 +197,14 @@ class _File:
 
     def flush(self) -> None:
         """Write what is held, in one ``write(2)``."""
-        if self._held:
-            held = self._held
+        held = self._held
+        if held:
             data = held[0] if len(held) == 1 else b"".join(held)
             self._held = []
             self._held_bytes = 0
-            self._write(data)
+            n = os.write(self.fd, data)  # a regular file takes it all at once (a full disk raises)
+            if n < len(data):
+                self._write(data[n:])
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
