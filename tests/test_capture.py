@@ -6,10 +6,13 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
@@ -390,8 +393,6 @@ def test_a_console_yielding_to_a_writer_does_not_stall_the_others(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # the yielded connection is drained inside the loop: a server that never closes costs its own console
     # YIELD_DRAIN_S, not every console's reads
-    import os
-
     from consolebot.locks import CaptureClaim
     from consolebot.runbooks import capture as capmod
     from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
@@ -437,3 +438,110 @@ def test_a_console_yielding_to_a_writer_does_not_stall_the_others(tmp_path: Path
     assert f"gap: yielded the console to a writer (pid {os.getpid()})" in log
     assert log.index("on its way") < log.index("gap: yielded")
     assert not (locks / "stubborn.conn").exists() or not CaptureClaim("stubborn", locks).conn.held
+
+
+class _WaitingTransport:
+    """A console whose open and close wait (as ipmitool's do) until the test lets them go on."""
+
+    quick_close = False
+
+    def __init__(self, let_open: threading.Event, let_close: threading.Event, claim: Any) -> None:
+        self.let_open, self.let_close, self.claim = let_open, let_close, claim
+        self.sock: socket.socket | None = None
+        self.peer: socket.socket | None = None
+        self.claim_held_at_close: bool | None = None
+
+    def open(self) -> None:
+        assert self.let_open.wait(30), "the test never let the open go on"
+        self.sock, self.peer = socket.socketpair()
+        self.sock.setblocking(False)
+        self.peer.sendall(b"slow console up\r\n")
+
+    def fileno(self) -> int:
+        assert self.sock is not None
+        return self.sock.fileno()
+
+    def read_available(self) -> bytes:
+        from consolebot.errors import ConsoleClosed
+
+        assert self.sock is not None
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return b""
+        if not data:
+            raise ConsoleClosed("peer closed")
+        return data
+
+    def describe(self) -> str:
+        return "waiting://test"
+
+    def take_notes(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        if self.sock is None:
+            return
+        assert self.let_close.wait(30), "the test never let the close go on"
+        self.claim_held_at_close = self.claim.conn.held
+        self.sock.close()
+        assert self.peer is not None
+        self.peer.close()
+        self.sock = None
+
+
+def test_opens_and_closes_that_wait_run_off_the_loop(tmp_path: Path) -> None:
+    # an IPMI console's open (up to ipmitool's 20 s banner wait) and close (payload deactivation) must not stall
+    # the loop: the test lets each go on only after the busy console was read many times meanwhile
+    from consolebot.locks import CaptureClaim
+    from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
+    from consolebot.secrets.redact import Redactor
+    from consolebot.session.transcript import Transcript
+    from consolebot.transport.telnet import TelnetTransport
+
+    server = _StreamAndStubbornServer()
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    let_open, let_close = threading.Event(), threading.Event()
+    slow_claim = CaptureClaim("slow", locks)
+    made: list[_WaitingTransport] = []
+
+    def make_slow() -> _WaitingTransport:
+        made.append(_WaitingTransport(let_open, let_close, slow_claim))
+        return made[-1]
+
+    busy = CapturedConsole("busy", lambda: TelnetTransport("127.0.0.1", server.ports["busy"]),
+                           Transcript(tmp_path, "busy", Redactor(), buffered=True), CaptureClaim("busy", locks))
+    slow = CapturedConsole("slow", make_slow, Transcript(tmp_path, "slow", Redactor(), buffered=True),  # type: ignore
+                           slow_claim)
+    reads = {"while opening": 0, "while closing": 0}
+
+    def on_busy(_clean: bytes) -> None:
+        if not let_open.is_set():
+            reads["while opening"] += 1
+            if reads["while opening"] >= 20:
+                let_open.set()
+        elif slow.state == "closing":
+            reads["while closing"] += 1
+            if reads["while closing"] >= 20:
+                let_close.set()
+
+    busy.on_data.append(on_busy)
+    loop = CaptureLoop([busy, slow])
+    try:
+        loop.start(wait=False)  # returns once the slow open is done: it was let go by the busy console's reads
+        assert slow.state == "connected" and reads["while opening"] >= 20
+        (locks / "slow.want").write_text(str(os.getpid()))  # a writer asks for the slow console
+        deadline = time.monotonic() + 30
+        while slow.state != "yielded" and time.monotonic() < deadline:
+            loop.run(0.1)
+    finally:
+        let_open.set()
+        let_close.set()
+        loop.close()
+        server.stop()
+    assert reads["while closing"] >= 20  # the loop went on reading while the close waited
+    assert made[0].claim_held_at_close is True  # the writer gets the console only once the close is done
+    assert not slow_claim.conn.held
+    log = (tmp_path / "slow.log").read_text()
+    assert "slow console up" in log and "gap: yielded the console to a writer" in log

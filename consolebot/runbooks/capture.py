@@ -1,7 +1,12 @@
 """Unattended, read-only capture of many consoles in one event loop.
 
 One ``selectors`` loop (epoll on Linux, never ``select()``) over non-blocking
-transports: no thread and no pexpect per console. Each console keeps its own
+transports: no thread and no pexpect per console. A socket connects without
+blocking inside the loop; an open or close that must wait (``ipmitool sol
+activate`` waiting for its banner, a payload being deactivated, a BMC over
+pyghmi, a connect script) runs on a few helper threads (``offload.Offload``)
+and comes back to the loop when done, so a room of unreachable BMCs after a
+power event is tried at once and never stalls the consoles already streaming. Each console keeps its own
 transcript; a lost connection is marked as a gap and retried with exponential
 backoff and jitter without disturbing the others; a writer that asks for the
 console (``consolebot console``, ``recover`` ...) gets it through the lock: the
@@ -21,12 +26,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from consolebot.errors import ConsoleBotError, ConsoleClosed, ConsoleUnreachable
 from consolebot.locks import CaptureClaim
 from consolebot.recognise.classifier import Classifier
 from consolebot.recognise.events import Event
 from consolebot.recognise.timeline import Timeline
+from consolebot.runbooks.offload import Offload
 from consolebot.session.transcript import Transcript
 from consolebot.transport.base import Transport
 
@@ -37,6 +44,8 @@ DRAIN_S = 1.0  # at the end, how long the consoles get (together) to deliver wha
 YIELD_DRAIN_S = 2.0  # a console yielded to a writer: how long its bytes on their way are read (the others go on)
 IDLE_S = 0.3  # quiet this long: an unfinished line (a prompt) is classified
 BACKOFF_FIRST_S = 0.5
+OFFLOAD_THREADS = 64  # at most this many blocking opens and closes (IPMI consoles) wait at once, off the loop
+CLOSE_WAIT_S = 30.0  # at the end, how long the closes still running off the loop are waited for
 BACKOFF_MAX_S = 30.0
 
 
@@ -50,7 +59,7 @@ class CapturedConsole:
     claim: CaptureClaim | None = None
     on_data: list[Callable[[bytes], None]] = field(default_factory=list)
     connect_hook: Callable[[Transport], None] | None = None  # e.g. a connect script
-    state: str = "new"  # new, connecting, connected, yielding, yielded, backoff, closed
+    state: str = "new"  # new, connecting, connected, yielding, closing, yielded, backoff, closed
     transport: Transport | None = None
     fd: int | None = None  # the descriptor registered with the selector (a closed transport cannot name it)
     next_attempt: float = 0.0
@@ -137,6 +146,7 @@ class CaptureLoop:
         self._stop = False
         self._closed = False
         self._fd_owner: dict[int, CapturedConsole] = {}
+        self._offload: Offload | None = None  # started at the first blocking open or close
         self._want_paths: dict[int, tuple[CaptureClaim, Path, str]] = {}  # id(console): (claim, folder, file name)
 
     def stop(self) -> None:
@@ -176,19 +186,59 @@ class CaptureLoop:
             c.next_attempt = now + CONNECT_TIMEOUT_S
             self._register(c, fd, selectors.EVENT_WRITE)
             return False
-        try:
-            transport.open()
-            if c.connect_hook is not None:
-                c.connect_hook(transport)
-        except ConsoleBotError as exc:
-            self._failed(c, transport, exc, now)
-            raise
-        self._connected(c, transport, now)
-        return True
+        hook = c.connect_hook
 
-    def _failed(self, c: CapturedConsole, transport: Transport, exc: ConsoleBotError, now: float) -> None:
+        def opening() -> Transport:
+            try:
+                transport.open()
+                if hook is not None:
+                    hook(transport)
+            except BaseException:
+                transport.close()
+                raise
+            return transport
+
+        # an open that waits (ipmitool's banner, a BMC, a connect script) runs off the loop: see ``_collect``
+        c.transport = None
+        c.state = "connecting"
+        self._off(("open", c), opening, lambda t: t.close())
+        return False
+
+    def _off(self, tag: tuple[Any, ...], call: Callable[[], Any], abandon: Callable[[Any], None] | None = None) -> None:
+        if self._offload is None:
+            self._offload = Offload(OFFLOAD_THREADS)
+            self.selector.register(self._offload.fileno(), selectors.EVENT_READ, None)  # data None: the offload
+        self._offload.submit(tag, call, abandon)
+
+    def _collect(self, now: float) -> None:
+        """Take the blocking opens and closes that finished off the loop."""
+        if self._offload is None:
+            return
+        for tag, value, error in self._offload.results():
+            kind, c = tag[0], tag[1]
+            assert isinstance(c, CapturedConsole)
+            if kind == "close":
+                self._closed_off(c, str(tag[2]))
+                continue
+            if self._closed:  # the loop is ending: close what opened meanwhile (waited for with the other closes)
+                if error is None:
+                    c.state = "closing"
+                    self._off(("close", c, "end"), value.close)
+                continue
+            if error is None:
+                self._connected(c, value, now)
+            elif isinstance(error, ConsoleBotError):
+                self._failed(c, None, error, now)
+                if c.gap_since is None:
+                    c.gap_since = now
+                c.transcript.note(f"gap: connect failed ({error}); retrying", what="gap.start")
+            else:
+                raise error  # a bug: as if the open had run here
+
+    def _failed(self, c: CapturedConsole, transport: Transport | None, exc: ConsoleBotError, now: float) -> None:
         self._unregister(c)
-        transport.close()
+        if transport is not None:
+            transport.close()
         c.transport = None
         if c.claim is not None:
             c.claim.release()
@@ -238,20 +288,45 @@ class CaptureLoop:
         c.next_attempt = now + c.backoff_s * jitter
         c.backoff_s = min(BACKOFF_MAX_S, c.backoff_s * 2)
 
-    def _disconnect(self, c: CapturedConsole, reason: str, event: str) -> None:
+    def _disconnect(self, c: CapturedConsole, reason: str, event: str, then: str) -> None:
+        """End ``c``'s connection, mark the gap; ``then``: "yielded" (to a writer) or "backoff" (retry).
+
+        A close that waits (an IPMI console deactivating its payload) runs off the loop ("closing"); the
+        claim is released, and ``then`` taken, once it is done.
+        """
         t = c.transport
         self._unregister(c)
-        if t is not None:
+        c.transport = None
+        if t is not None and not t.quick_close:
+            try:
+                while data := t.read_available():  # what arrived: the close cannot take it
+                    c.record(data)
+            except ConsoleBotError:
+                pass
+        elif t is not None:
             try:
                 c.record(t.drain_close(YIELD_DRAIN_S))
             except ConsoleBotError:
                 t.close()
-        c.transport = None
-        if c.claim is not None:
-            c.claim.release()
         c.gaps += 1
         c.gap_since = time.monotonic()
         c.transcript.note(f"gap: {reason}", event=event)
+        if t is not None and not t.quick_close:
+            c.state = "closing"
+            self._off(("close", c, then), t.close)
+            return
+        self._closed_off(c, then)
+
+    def _closed_off(self, c: CapturedConsole, then: str) -> None:
+        """The connection of ``c`` is closed: release the claim, then yield or retry."""
+        if c.claim is not None:
+            c.claim.release()
+        if then == "end":  # the loop is ending
+            return
+        if then == "yielded":
+            c.state = "yielded"
+        else:
+            self._schedule_retry(c, time.monotonic())
 
     def _start_yield(self, c: CapturedConsole, reason: str, now: float) -> None:
         """Give the console to a writer without stalling the others.
@@ -263,8 +338,7 @@ class CaptureLoop:
         t = c.transport
         start = getattr(t, "start_drain", None)
         if t is None or not callable(start):
-            self._disconnect(c, reason, "gap.yield")
-            c.state = "yielded"
+            self._disconnect(c, reason, "gap.yield", "yielded")
             return
         self._unregister(c)
         try:
@@ -272,8 +346,7 @@ class CaptureLoop:
         except ConsoleBotError:
             draining = False
         if not draining:
-            self._disconnect(c, reason, "gap.yield")
-            c.state = "yielded"
+            self._disconnect(c, reason, "gap.yield", "yielded")
             return
         c.state = "yielding"
         c.yield_reason = reason
@@ -307,8 +380,7 @@ class CaptureLoop:
                 if once:
                     return  # more left is reported again by the (level-triggered) selector
         except ConsoleClosed as exc:
-            self._disconnect(c, f"connection lost ({exc})", "gap.start")
-            self._schedule_retry(c, time.monotonic())
+            self._disconnect(c, f"connection lost ({exc})", "gap.start", "backoff")
 
     # -- the loop ---------------------------------------------------------------------------------
     def start(self, wait: bool) -> None:
@@ -324,11 +396,17 @@ class CaptureLoop:
                 failures.append((c, exc))
         # let the non-blocking connects finish (or fail) before deciding
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        while (not self._stop and any(c.state == "connecting" for c in self.consoles)
-               and time.monotonic() < deadline):
+
+        def connecting() -> bool:  # an open off the loop ends by its transport's own deadline
+            late = time.monotonic() >= deadline
+            return any(c.state == "connecting" and (c.transport is None or not late) for c in self.consoles)
+
+        while not self._stop and connecting():
             for key, _mask in self.selector.select(0.1):
                 c = key.data
-                if c.state == "connecting":
+                if c is None:
+                    self._collect(time.monotonic())
+                elif c.state == "connecting":
                     self._finish_connect(c, time.monotonic())
                 else:
                     self._drain(c)
@@ -374,6 +452,9 @@ class CaptureLoop:
                 next_round = time.monotonic() + READ_BATCH_S
             for key, _mask in ready:
                 c = key.data
+                if c is None:  # opens and closes finished off the loop
+                    self._collect(time.monotonic())
+                    continue
                 if c.state == "connecting":
                     self._finish_connect(c, time.monotonic())
                     continue
@@ -386,8 +467,7 @@ class CaptureLoop:
                     if c.state == "yielding":  # the server closed its end too: all it sent is ours
                         self._finish_yield(c)
                         continue
-                    self._disconnect(c, f"connection lost ({exc})", "gap.start")
-                    self._schedule_retry(c, time.monotonic())
+                    self._disconnect(c, f"connection lost ({exc})", "gap.start", "backoff")
                     continue
                 if data:
                     c.record(data)
@@ -488,6 +568,16 @@ class CaptureLoop:
                     c.record(t.read_available())  # also what the transport holds (ConsoleClosed: that was all)
                     draining.register(t.fileno(), selectors.EVENT_READ, c)
                     continue
+                if not t.quick_close:  # what arrived, then a close that waits, off the loop with the others
+                    c.transport = None
+                    try:
+                        while data := t.read_available():
+                            c.record(data)
+                    except ConsoleBotError:
+                        pass
+                    c.state = "closing"
+                    self._off(("close", c, "end"), t.close)
+                    continue
                 c.record(t.drain_close(DRAIN_S))
             except ConsoleBotError:
                 t.close()
@@ -506,6 +596,13 @@ class CaptureLoop:
                     t.close()
                     c.transport = None
         draining.close()
+        if self._offload is not None:  # the closes that wait (IPMI payloads deactivated), together
+            deadline = time.monotonic() + CLOSE_WAIT_S
+            while (any(c.state == "closing" for c in self.consoles)
+                   and (remaining := deadline - time.monotonic()) > 0):
+                self.selector.select(min(remaining, HOUSEKEEPING_S))
+                self._collect(time.monotonic())
+            self._offload.close()  # opens still running are closed by their thread when they end
         for c in self.consoles:
             if c.transport is not None:
                 c.transport.close()

@@ -40,6 +40,8 @@ class Transport(ABC):
 
     scheme: str = ""
     abilities: frozenset[Ability] = frozenset({Ability.WRITE, Ability.POLLABLE})
+    # close() never waits (a socket): an event loop may call it inline; else it is run off the loop
+    quick_close: bool = False
 
     def __init__(self) -> None:
         self._closed = True

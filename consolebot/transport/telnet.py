@@ -39,6 +39,7 @@ class TelnetTransport(Transport):
 
     scheme = "telnet"
     abilities = frozenset({Ability.BREAK, Ability.WRITE, Ability.POLLABLE})
+    quick_close = True
 
     def __init__(self, host: str, port: int, connect_timeout_s: float = 10.0) -> None:
         super().__init__()
