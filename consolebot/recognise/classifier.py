@@ -55,9 +55,11 @@ class _Slow:
         self.literals = literals
 
 
-# (the events, the cleaned and stripped text: None for a line holding timestamps, which is its raw text)
+# (the events, the cleaned and stripped text: None for a line holding timestamps, which is its raw text, or
+# ``_LEAD`` for one whose only timestamp begins it: its templates then hold the text after it, made once)
 Entry = tuple[tuple[Template, ...], str | None] | _Slow
 _NOHIT: Entry = ((), "")
+_LEAD = "\x00one leading timestamp"  # told apart by identity
 _FAILED = _Slow(set())
 _SHARED: dict[tuple[object, ...], dict[bytes, Entry]] = {}
 
@@ -226,6 +228,28 @@ class Classifier:
             if not templates:
                 continue
             n = line0 + i
+            if text is _LEAD:  # the usual kernel line: its one timestamp first, the rest as remembered
+                raw = raws[i]
+                end = raw.find(b"]") + 1  # the timestamp's end (the key begins with one; it holds no "]")
+                stamp = raw[:end].decode("ascii")
+                delta = end - 5
+                for col, kind, base in templates:
+                    if col >= 5:
+                        col += delta
+                    if i == 0 and seen and (kind, col) in seen:
+                        continue
+                    attrs = base.copy()
+                    attrs["line"] = n
+                    attrs["text"] = stamp + base["_tail"]
+                    attrs["column"] = col
+                    attrs["_jpost"] = '"text": "' + stamp + base["_jtail"]
+                    attrs["fields"] = attrs["fields"].copy()
+                    if now is not None:
+                        attrs["time"] = now
+                    ev = new(ev_type)
+                    set_(ev, "__dict__", attrs)
+                    append(ev)
+                continue
             if text is None:  # a line holding timestamps: its text, and columns shifted by their widths
                 try:
                     raw = raws[i]
@@ -268,8 +292,10 @@ class Classifier:
         self.line = line0 + len(raws)
 
     def _templates(self, found: Iterable[Match], benign: bool, text: str | None,
-                   shifts: list[tuple[int, int]] | None) -> tuple[Template, ...]:
-        """What a remembered line reports (``text``: its text, None when it holds timestamps at ``shifts``)."""
+                   shifts: list[tuple[int, int]] | None, lead_tail: str | None = None) -> tuple[Template, ...]:
+        """What a remembered line reports (``text``: its text, None when it holds timestamps at ``shifts``;
+        ``lead_tail``: the stripped text after the line's only timestamp, when it begins the line).
+        """
         out: list[Template] = []
         keys: set[tuple[str, int]] = set()
         severities = self.severities
@@ -292,6 +318,9 @@ class Classifier:
                      "rule": rule.name, "column": col, "json_tail": tail, "_jpre": json_head(rule.kind, sev)}
             if text is not None:
                 attrs["_jpost"] = json_text(text) + tail
+            elif lead_tail is not None:  # the JSON after the timestamp (which needs no escaping)
+                attrs["_tail"] = lead_tail
+                attrs["_jtail"] = json_text(lead_tail)[len('"text": "'):] + tail
             out.append((col, rule.kind, attrs))
         return tuple(out)
 
@@ -321,6 +350,8 @@ class Classifier:
             for rule in candidates:
                 if rule.compiled is None or not shape(rule.compiled).safe(text, stamps):
                     return _Slow(literals)
+            if len(stamps) == 1 and stamps[0][0] == 0:
+                return self._templates(found, benign, None, stamps, text[stamps[0][1]:].rstrip()), _LEAD
             return self._templates(found, benign, None, stamps), None
         except Exception:
             return _Slow(literals)
