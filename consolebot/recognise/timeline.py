@@ -58,11 +58,14 @@ _PHASE_KINDS = frozenset({
 })
 
 
+_SERVICE_PHASES = ("init", "afs", "kernel")  # the phases a service line moves on to "services"
+
+
 def _counted_only(k: str, ev: Event, boot: Boot) -> bool:
     """Would ``Timeline.feed`` of this phase kind, in the current boot, only count it (no boot, no phase change)?"""
     phase = boot.phase
     if k == "service.ok":
-        return phase not in ("init", "afs", "kernel")
+        return phase not in _SERVICE_PHASES
     if k == "login.prompt":
         return phase in ("login-ready", "panicked")
     if k == "afs.salvage.progress":
@@ -113,19 +116,38 @@ class Timeline:
     def feed_all(self, events: list[Event]) -> None:
         """``feed`` each event (the phase changes are not returned): the events that change no phase cost little."""
         boots = self.boots
+        boot: Boot | None = None
+        counts: dict[str, int] = {}
+        worst = 0
+        rank = SEVERITY_RANK
         for ev in events:
+            if boot is None:
+                if not boots:
+                    self.feed(ev)
+                    continue
+                boot = boots[-1]
+                counts = boot.counts
+                worst = rank[boot.worst_severity]
             k = ev.kind
-            if not boots:
-                self.feed(ev)
-                continue
-            boot = boots[-1]
-            if k in _PHASE_KINDS and not _counted_only(k, ev, boot):
-                self.feed(ev)
-                continue
-            counts = boot.counts
+            if k in _PHASE_KINDS:
+                if k == "service.ok" or k == "service.fail":  # the most frequent: a phase change only early on
+                    if boot.phase in _SERVICE_PHASES:
+                        self.feed(ev)
+                        boot = None
+                        continue
+                    if k == "service.fail":
+                        svc = ev.fields.get("service")
+                        if svc and svc not in boot.failed_services:
+                            boot.failed_services.append(svc)
+                elif not _counted_only(k, ev, boot):
+                    self.feed(ev)
+                    boot = None  # it may have started a boot or changed the worst severity
+                    continue
             counts[k] = counts.get(k, 0) + 1
-            if ev.severity != "info" and SEVERITY_RANK.get(ev.severity, 0) > SEVERITY_RANK[boot.worst_severity]:
-                boot.worst_severity = ev.severity
+            sev = ev.severity
+            if sev != "info" and rank.get(sev, 0) > worst:
+                boot.worst_severity = sev
+                worst = rank[sev]
 
     def feed(self, ev: Event) -> str | None:
         """Take one event; return the new phase when it changed."""
@@ -175,7 +197,7 @@ class Timeline:
             if cur.phase == "salvaging":
                 back = cur.before_salvage if cur.before_salvage not in ("", "unknown") else "afs"
                 changed = self._set(cur, back, ev.line)
-        elif k in ("service.ok", "service.fail") and cur.phase in ("init", "afs", "kernel"):
+        elif k in ("service.ok", "service.fail") and cur.phase in _SERVICE_PHASES:
             changed = self._set(cur, "services", ev.line)
         elif k == "login.prompt" and cur.phase not in ("panicked",):
             changed = self._set(cur, "login-ready", ev.line)
