@@ -70,6 +70,7 @@ def test_capture_writes_three_files_for_the_time_asked(site: tuple[Sim, dict[str
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["ok"] and result["consoles"]["lab-deleuze"]["gaps"] == 0
+    assert 0 < result["round_s_max"] < 3  # how late events could have been: one console keeps the loop idle
     raw = (cap / "lab-deleuze.raw").read_bytes()
     assert raw == sim.sent_bytes()  # byte for byte what the simulator sent
     assert "deleuze-sim login: " in (cap / "lab-deleuze.log").read_text()
@@ -545,3 +546,30 @@ def test_opens_and_closes_that_wait_run_off_the_loop(tmp_path: Path) -> None:
     assert not slow_claim.conn.held
     log = (tmp_path / "slow.log").read_text()
     assert "slow console up" in log and "gap: yielded the console to a writer" in log
+
+
+def test_a_loop_that_falls_behind_says_how_late_its_events_are(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # with BEHIND_S made tiny, every round counts as late: the loop says so, again only when the lateness doubles,
+    # and the summary keeps the longest round
+    from consolebot.runbooks import capture as capmod
+    from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
+    from consolebot.secrets.redact import Redactor
+    from consolebot.session.transcript import Transcript
+    from consolebot.transport.telnet import TelnetTransport
+
+    monkeypatch.setattr(capmod, "BEHIND_S", 1e-6)
+    server = _StreamAndStubbornServer()
+    said: list[float] = []
+    busy = CapturedConsole("busy", lambda: TelnetTransport("127.0.0.1", server.ports["busy"]),
+                           Transcript(tmp_path, "busy", Redactor(), buffered=True))
+    loop = CaptureLoop([busy], behind=said.append)
+    try:
+        loop.start(wait=False)
+        summary = loop.run(1.0)
+    finally:
+        loop.close()
+        server.stop()
+    assert busy.rx_bytes > 0 and said and all(s > 0 for s in said)
+    assert all(b >= 2 * a for a, b in zip(said, said[1:], strict=False))  # said again only when it doubled
+    assert summary.round_s_max >= round(max(said), 3) - 0.001  # the longest round, said or not

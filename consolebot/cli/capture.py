@@ -97,7 +97,12 @@ def _capture(args: argparse.Namespace, out: Output, stop_asked: list[int], loop_
         )
     install_sighup_reopen()
     raise_file_limit(len(consoles), out)
-    loop = CaptureLoop(consoles, flushed=None if alerter is None else alerter.kick)
+    def behind(round_s: float) -> None:
+        out.warn(f"capture is falling behind: a round of reads took {round_s:.1f} s, so events and alerts are up to "
+                 f"that late (nothing is lost: the bytes wait in the kernel); {len(consoles)} consoles need more than "
+                 "the one core this process can use: split the hosts between two captures")
+
+    loop = CaptureLoop(consoles, flushed=None if alerter is None else alerter.kick, behind=behind)
     loop_box.append(loop)
     if stop_asked:
         loop.stop()
@@ -117,7 +122,8 @@ def _capture(args: argparse.Namespace, out: Output, stop_asked: list[int], loop_
     for name, info in summary.consoles.items():
         out.say(f"  {name}: {info['bytes']} bytes, {info['lines']} lines, {info['events']} events, "
                 f"{info['gaps']} gaps, phase {info['phase']}")
-    out.result(True, dir=str(folder), consoles=summary.consoles)
+    out.say(f"  longest round of reads: {summary.round_s_max:.3f} s (how late events could be)")
+    out.result(True, dir=str(folder), consoles=summary.consoles, round_s_max=summary.round_s_max)
     return 0
 
 

@@ -44,6 +44,7 @@ DRAIN_S = 1.0  # at the end, how long the consoles get (together) to deliver wha
 YIELD_DRAIN_S = 2.0  # a console yielded to a writer: how long its bytes on their way are read (the others go on)
 IDLE_S = 0.3  # quiet this long: an unfinished line (a prompt) is classified
 BACKOFF_FIRST_S = 0.5
+BEHIND_S = 1.0  # a round of reads took this long: events and alerts are that late (said once, again if it doubles)
 OFFLOAD_THREADS = 64  # at most this many blocking opens and closes (IPMI consoles) wait at once, off the loop
 CLOSE_WAIT_S = 30.0  # at the end, how long the closes still running off the loop are waited for
 BACKOFF_MAX_S = 30.0
@@ -132,14 +133,20 @@ class CapturedConsole:
 @dataclass
 class CaptureSummary:
     consoles: dict[str, dict[str, object]]
+    round_s_max: float = 0.0  # the longest round of reads: how late events could be (see ``BEHIND_S``)
 
 
 class CaptureLoop:
     """Given consoles, capture them all until ``duration_s`` passes or ``stop()`` is called."""
 
     def __init__(self, consoles: list[CapturedConsole], rng: random.Random | None = None,
-                 flushed: Callable[[], None] | None = None) -> None:
+                 flushed: Callable[[], None] | None = None, behind: Callable[[float], None] | None = None) -> None:
         self.consoles = consoles
+        # told the length of a round of reads past ``BEHIND_S``: the loop cannot keep up (one core is not enough),
+        # so events come that late; the bytes wait in the kernel's buffers meanwhile, nothing is lost
+        self.behind = behind
+        self.round_s_max = 0.0
+        self._behind_said = 0.0
         self.flushed = flushed  # called after each round of flushes (the alerts held for the round were handed on)
         self.selector = selectors.DefaultSelector()
         self.rng = rng or random.Random()
@@ -448,8 +455,9 @@ class CaptureLoop:
                 continue
             timeout = HOUSEKEEPING_S if end is None else max(0.0, min(HOUSEKEEPING_S, end - now))
             ready = self.selector.select(timeout)
+            round_start = time.monotonic()
             if ready:
-                next_round = time.monotonic() + READ_BATCH_S
+                next_round = round_start + READ_BATCH_S
             for key, _mask in ready:
                 c = key.data
                 if c is None:  # opens and closes finished off the loop
@@ -475,7 +483,18 @@ class CaptureLoop:
             if now >= next_house:
                 next_house = now + HOUSEKEEPING_S
                 self._housekeeping(now)
+            if ready:
+                self._took(time.monotonic() - round_start)
         return self.summary()
+
+    def _took(self, round_s: float) -> None:
+        """A round of reads took ``round_s``: the data a console sent waited about that long to be read."""
+        if round_s > self.round_s_max:
+            self.round_s_max = round_s
+        if round_s >= BEHIND_S and round_s >= 2 * self._behind_said:
+            self._behind_said = round_s
+            if self.behind is not None:
+                self.behind(round_s)
 
     def _writers_waiting(self) -> set[int]:
         """The consoles whose lock folder holds a writer's request (one listing per folder, not a file per console)."""
@@ -544,7 +563,8 @@ class CaptureLoop:
                     "transcript": c.transcript.paths(),
                 }
                 for c in self.consoles
-            }
+            },
+            round_s_max=round(self.round_s_max, 3),
         )
 
     def close(self) -> None:
