@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from consolebot.errors import ConfigError
@@ -140,6 +140,8 @@ _ALPHABET = st.sampled_from([b"a", b"b", b"\r", b"\n", b"\r\n", b"\r\r\n", b"\x1
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_ALPHABET, max_size=60), st.lists(st.integers(min_value=1, max_value=40), max_size=20))
+# a chunk of CRs alone, inside a CR CR LF line end split over three chunks (once counted an empty line)
+@example(pieces=[b"a"] * 7 + [b"\r\r\n", b"\x1b[0m", b"\r\r\n"], cuts=[15, 1])
 def test_log_lines_match_the_whole_stream_for_any_chunking(tmp_path_factory: pytest.TempPathFactory,
                                                            pieces: list[bytes], cuts: list[int]) -> None:
     # the log is built a chunk at a time without a Python step per line: it must say what a line-by-line

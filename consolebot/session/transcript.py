@@ -332,8 +332,10 @@ class Transcript:
         """Write the lines ``data`` completes: one ``write(2)``, built without a Python step per line."""
         if self._pending_cr:
             # the previous chunk ended with CR: an LF (or more CRs) continuing that line end is not a new line
-            self._pending_cr = False
             data = data.lstrip(b"\r")
+            if not data:
+                return  # only more CRs: the line end may still go on (with an LF) in the next chunk
+            self._pending_cr = False
             if data[:1] == b"\n":
                 data = data[1:]
         if not data:
