@@ -41,7 +41,7 @@ class Alerter:
         self.sent = 0
         self.skipped = 0
         self.dropped = 0
-        self.max_queued = 50_000  # events: a round of a thousand consoles booting at once raises about a thousand
+        self.max_queued = 20_000  # events: a round of a thousand consoles booting at once raises about a thousand
         self._queue: deque[tuple[str, list[Event]]] = deque()  # append and popleft are atomic
         self._put = 0  # events queued (counted by the loop's thread) ...
         self._taken = 0  # ... and taken (by the alert thread): each counter has one writer
