@@ -573,3 +573,52 @@ def test_a_loop_that_falls_behind_says_how_late_its_events_are(tmp_path: Path,
     assert busy.rx_bytes > 0 and said and all(s > 0 for s in said)
     assert all(b >= 2 * a for a, b in zip(said, said[1:], strict=False))  # said again only when it doubled
     assert summary.round_s_max >= round(max(said), 3) - 0.001  # the longest round, said or not
+
+
+def test_an_unreachable_bmc_does_not_hold_up_the_other_consoles(tmp_path: Path) -> None:
+    # real ipmitool against a BMC that never answers (its packets dropped, as after a power event): its open
+    # waits for the SOL banner until its deadline, on a helper thread, while the telnet console streams on
+    import shutil
+
+    from consolebot.power.ipmi_common import BmcTarget
+    from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
+    from consolebot.secrets.redact import Redactor
+    from consolebot.secrets.secret import Secret
+    from consolebot.session.transcript import Transcript
+    from consolebot.transport.ipmitool_sol import IpmitoolSolTransport
+    from consolebot.transport.telnet import TelnetTransport
+
+    assert shutil.which("ipmitool"), "ipmitool is installed by scripts/install-test-deps"
+    password = "Not-the-BMC-Passw0rd"
+    blackhole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes the packets, answers none
+    blackhole.bind(("127.0.0.1", 0))
+    target = BmcTarget("127.0.0.1", "admin", Secret(password, "bmc/admin"), blackhole.getsockname()[1])
+    server = _StreamAndStubbornServer()
+    red = Redactor()
+    red.add(password)
+    busy = CapturedConsole("busy", lambda: TelnetTransport("127.0.0.1", server.ports["busy"]),
+                           Transcript(tmp_path, "busy", red, buffered=True))
+    down = CapturedConsole("bmc-down", lambda: IpmitoolSolTransport(target, open_timeout_s=3.0),
+                           Transcript(tmp_path, "bmc-down", red, buffered=True))
+    reads: list[float] = []
+    busy.on_data.append(lambda _clean: reads.append(time.monotonic()))
+    loop = CaptureLoop([busy, down])
+    t0 = time.monotonic()
+    try:
+        loop.start(wait=True)  # returns when the ipmitool open has failed; the busy console is read meanwhile
+        took_s = time.monotonic() - t0
+        loop.run(0.3)
+    finally:
+        loop.close()
+        server.stop()
+        blackhole.close()
+    assert down.connects == 0 and down.state == "closed" and busy.connects == 1
+    assert took_s >= 2.5  # ipmitool really waited for its banner ...
+    during = [t for t in reads if t0 <= t <= t0 + took_s]
+    gaps = [b - a for a, b in zip(during, during[1:], strict=False)]
+    assert len(during) > 10 and max(gaps) < 1.0  # ... and the loop read the busy console all along
+    log = (tmp_path / "bmc-down.log").read_text()
+    assert "first connection failed" in log and "no SOL session within 3 s" in log
+    for f in tmp_path.iterdir():
+        if f.is_file():
+            assert password.encode() not in f.read_bytes(), f  # the password went to ipmitool by its environment
