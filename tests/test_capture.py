@@ -622,3 +622,40 @@ def test_an_unreachable_bmc_does_not_hold_up_the_other_consoles(tmp_path: Path) 
     for f in tmp_path.iterdir():
         if f.is_file():
             assert password.encode() not in f.read_bytes(), f  # the password went to ipmitool by its environment
+
+
+def test_closing_a_loop_waits_for_its_offloaded_closes_and_no_longer(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # at the end, a connected console whose close waits is closed off the loop, and the loop ends as soon as
+    # that close is done (not after CLOSE_WAIT_S)
+    from consolebot.locks import CaptureClaim
+    from consolebot.runbooks import capture as capmod
+    from consolebot.runbooks.capture import CapturedConsole, CaptureLoop
+    from consolebot.secrets.redact import Redactor
+    from consolebot.session.transcript import Transcript
+
+    monkeypatch.setattr(capmod, "CLOSE_WAIT_S", 10.0)
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    let_open, let_close = threading.Event(), threading.Event()
+    let_open.set()
+    let_close.set()
+    claim = CaptureClaim("slow", locks)
+    made: list[_WaitingTransport] = []
+
+    def make_slow() -> _WaitingTransport:
+        made.append(_WaitingTransport(let_open, let_close, claim))
+        return made[-1]
+
+    slow = CapturedConsole("slow", make_slow, Transcript(tmp_path, "slow", Redactor(), buffered=True),  # type: ignore
+                           claim)
+    loop = CaptureLoop([slow])
+    loop.start(wait=False)
+    assert slow.state == "connected"
+    t0 = time.monotonic()
+    loop.close()
+    took_s = time.monotonic() - t0
+    assert slow.state == "closed" and made[0].sock is None  # closed, on its helper thread
+    assert made[0].claim_held_at_close is True and not claim.conn.held
+    assert took_s < 10.0 / 2  # done when the close was: not after CLOSE_WAIT_S
+    assert "capture stopped" in (tmp_path / "slow.log").read_text()

@@ -328,7 +328,8 @@ class CaptureLoop:
         """The connection of ``c`` is closed: release the claim, then yield or retry."""
         if c.claim is not None:
             c.claim.release()
-        if then == "end":  # the loop is ending
+        if then == "end":  # the loop is ending: nothing more to wait for
+            c.state = "closed"
             return
         if then == "yielded":
             c.state = "yielded"
