@@ -171,7 +171,8 @@ def test_dry_run_sends_nothing_and_prints_the_plan(make_site) -> None:  # type: 
 
 
 def test_sigterm_during_salvage_then_resume(make_site) -> None:  # type: ignore[no-untyped-def]
-    site = make_site("--scenario", "salvage-old-init", "--salvage-seconds", "60")
+    # a salvage long enough to be interrupted after three polls, short enough for the resumed run to see it end
+    site = make_site("--scenario", "salvage-old-init", "--salvage-seconds", "25")
     proc = subprocess.Popen(consolebot_cmd("recover", "--json", "lab-deleuze", "--yes", "--salvage-poll-s", "1"),
                             env=site.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     end = time.monotonic() + 120
