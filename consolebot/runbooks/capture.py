@@ -6,14 +6,14 @@ blocking inside the loop; an open or close that must wait (``ipmitool sol
 activate`` waiting for its banner, a payload being deactivated, a BMC over
 pyghmi, a connect script) runs on a few helper threads (``offload.Offload``)
 and comes back to the loop when done, so a room of unreachable BMCs after a
-power event is tried at once and never stalls the consoles already streaming. Each console keeps its own
-transcript; a lost connection is marked as a gap and retried with exponential
-backoff and jitter without disturbing the others; a writer that asks for the
-console (``consolebot console``, ``recover`` ...) gets it through the lock: the
-capture half-closes its connection and reads what is still on its way inside
-the loop (the other consoles are read all the while), closes it, marks the
-gap, and reconnects when the writer is done. Capture never sends console data (a telnet option reply is
-protocol, not data).
+power event is tried at once and never stalls the consoles already streaming.
+Each console keeps its own transcript; a lost connection is marked as a gap
+and retried with exponential backoff and jitter without disturbing the others;
+a writer that asks for the console (``consolebot console``, ``recover`` ...)
+gets it through the lock: the capture half-closes its connection and reads
+what is still on its way inside the loop (the other consoles are read all the
+while), closes it, marks the gap, and reconnects when the writer is done.
+Capture never sends console data (a telnet option reply is protocol, not data).
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ DRAIN_S = 1.0  # at the end, how long the consoles get (together) to deliver wha
 YIELD_DRAIN_S = 2.0  # a console yielded to a writer: how long its bytes on their way are read (the others go on)
 IDLE_S = 0.3  # quiet this long: an unfinished line (a prompt) is classified
 BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
 BEHIND_S = 1.0  # a round of reads took this long: events and alerts are that late (said once, again if it doubles)
 OFFLOAD_THREADS = 64  # at most this many blocking opens and closes (IPMI consoles) wait at once, off the loop
 CLOSE_WAIT_S = 30.0  # at the end, how long the closes still running off the loop are waited for
-BACKOFF_MAX_S = 30.0
 
 
 @dataclass
