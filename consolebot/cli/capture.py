@@ -97,6 +97,7 @@ def _capture(args: argparse.Namespace, out: Output, stop_asked: list[int], loop_
         )
     install_sighup_reopen()
     raise_file_limit(len(consoles), out)
+
     def behind(round_s: float) -> None:
         out.warn(f"capture is falling behind: a round of reads took {round_s:.1f} s, so events and alerts are up to "
                  f"that late (nothing is lost: the bytes wait in the kernel); {len(consoles)} consoles need more than "
