@@ -228,36 +228,22 @@ class Classifier:
             if not templates:
                 continue
             n = line0 + i
-            if text is _LEAD:  # the usual kernel line: its one timestamp first, the rest as remembered
+            if text is None or text is _LEAD:  # a line holding timestamps: its text, columns shifted by their widths
                 raw = raws[i]
-                end = raw.find(b"]") + 1  # the timestamp's end (the key begins with one; it holds no "]")
-                stamp = raw[:end].decode("ascii")
-                delta = end - 5
-                for col, kind, base in templates:
-                    if col >= 5:
-                        col += delta
-                    if i == 0 and seen and (kind, col) in seen:
+                if text is _LEAD:  # the usual kernel line: its one timestamp first, the rest as remembered
+                    end = raw.find(b"]") + 1  # the timestamp's end (the key begins with one; it holds no "]")
+                    stamp = raw[:end].decode("ascii")
+                    lead = templates[0][2]
+                    text = stamp + lead["_tail"]
+                    jtext = '"text": "' + stamp + lead["_jtail"]
+                    shifts = [(5, end - 5)]
+                else:
+                    try:
+                        text = raw.decode("ascii").strip()
+                        shifts = _shifts(raw, keys[i])
+                        jtext = json_text(text)
+                    except Exception:  # a classifier never raises on console input
                         continue
-                    attrs = base.copy()
-                    attrs["line"] = n
-                    attrs["text"] = stamp + base["_tail"]
-                    attrs["column"] = col
-                    attrs["_jpost"] = '"text": "' + stamp + base["_jtail"]
-                    attrs["fields"] = attrs["fields"].copy()
-                    if now is not None:
-                        attrs["time"] = now
-                    ev = new(ev_type)
-                    set_(ev, "__dict__", attrs)
-                    append(ev)
-                continue
-            if text is None:  # a line holding timestamps: its text, and columns shifted by their widths
-                try:
-                    raw = raws[i]
-                    text = raw.decode("ascii").strip()
-                    shifts = _shifts(raw, keys[i])
-                    jtext = json_text(text)
-                except Exception:  # a classifier never raises on console input
-                    continue
                 for col, kind, base in templates:
                     for key_end, after in reversed(shifts):
                         if key_end <= col:
@@ -318,9 +304,9 @@ class Classifier:
                      "rule": rule.name, "column": col, "json_tail": tail, "_jpre": json_head(rule.kind, sev)}
             if text is not None:
                 attrs["_jpost"] = json_text(text) + tail
-            elif lead_tail is not None:  # the JSON after the timestamp (which needs no escaping)
+            elif lead_tail is not None:  # the text after the timestamp, and its JSON (the timestamp needs no escaping)
                 attrs["_tail"] = lead_tail
-                attrs["_jtail"] = json_text(lead_tail)[len('"text": "'):] + tail
+                attrs["_jtail"] = json_text(lead_tail)[len('"text": "'):]
             out.append((col, rule.kind, attrs))
         return tuple(out)
 
