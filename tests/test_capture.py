@@ -28,6 +28,7 @@ from tests.conftest import (
     stop_proc,
     write_host,
 )
+from tests.helpers import SocketPairTransport
 
 
 @pytest.fixture
@@ -441,54 +442,26 @@ def test_a_console_yielding_to_a_writer_does_not_stall_the_others(tmp_path: Path
     assert not (locks / "stubborn.conn").exists() or not CaptureClaim("stubborn", locks).conn.held
 
 
-class _WaitingTransport:
+class _WaitingTransport(SocketPairTransport):
     """A console whose open and close wait (as ipmitool's do) until the test lets them go on."""
 
-    quick_close = False
-
     def __init__(self, let_open: threading.Event, let_close: threading.Event, claim: Any) -> None:
+        super().__init__()
         self.let_open, self.let_close, self.claim = let_open, let_close, claim
-        self.sock: socket.socket | None = None
-        self.peer: socket.socket | None = None
         self.claim_held_at_close: bool | None = None
 
     def open(self) -> None:
         assert self.let_open.wait(30), "the test never let the open go on"
-        self.sock, self.peer = socket.socketpair()
-        self.sock.setblocking(False)
+        super().open()
         self.peer.sendall(b"slow console up\r\n")
 
-    def fileno(self) -> int:
-        assert self.sock is not None
-        return self.sock.fileno()
-
-    def read_available(self) -> bytes:
-        from consolebot.errors import ConsoleClosed
-
-        assert self.sock is not None
-        try:
-            data = self.sock.recv(65536)
-        except BlockingIOError:
-            return b""
-        if not data:
-            raise ConsoleClosed("peer closed")
-        return data
-
-    def describe(self) -> str:
-        return "waiting://test"
-
-    def take_notes(self) -> list[str]:
-        return []
-
     def close(self) -> None:
-        if self.sock is None:
+        if self.sock.fileno() == -1:
             return
         assert self.let_close.wait(30), "the test never let the close go on"
         self.claim_held_at_close = self.claim.conn.held
-        self.sock.close()
-        assert self.peer is not None
+        super().close()
         self.peer.close()
-        self.sock = None
 
 
 def test_opens_and_closes_that_wait_run_off_the_loop(tmp_path: Path) -> None:
@@ -655,7 +628,7 @@ def test_closing_a_loop_waits_for_its_offloaded_closes_and_no_longer(tmp_path: P
     t0 = time.monotonic()
     loop.close()
     took_s = time.monotonic() - t0
-    assert slow.state == "closed" and made[0].sock is None  # closed, on its helper thread
+    assert slow.state == "closed" and made[0].sock.fileno() == -1  # closed, on its helper thread
     assert made[0].claim_held_at_close is True and not claim.conn.held
     assert took_s < 10.0 / 2  # done when the close was: not after CLOSE_WAIT_S
     assert "capture stopped" in (tmp_path / "slow.log").read_text()
