@@ -23,6 +23,15 @@ def strip(events: list[Event]) -> list[tuple[object, ...]]:
     return [(e.kind, e.severity, e.line, e.column, e.text, tuple(sorted(e.fields.items()))) for e in events]
 
 
+def _classify(rules: list[Rule], data: bytes, chunk: int, cache: bool) -> list[Event]:
+    """The events of ``data`` fed in chunks of ``chunk`` bytes, with or without the line memory."""
+    c = Classifier(rules, cache=cache)
+    out: list[Event] = []
+    for i in range(0, len(data), chunk):
+        out += c.feed(data[i : i + chunk])
+    return out + c.close()
+
+
 def run_chunks(data: bytes, cuts: list[int], idle_at: set[int]) -> list[Event]:
     c = Classifier()
     out: list[Event] = []
@@ -120,17 +129,9 @@ def test_remembered_lines_give_the_events_of_matching_afresh(pool: list[bytes], 
     data = b"".join((b"" if sec is None else b"[%5d.%06d] " % (sec, us)) + pool[i % len(pool)] + end
                     for i, sec, us, end in picks)
     rules = (STAMP_RULES if site else []) + builtin_rules()
-
-    def run(cache: bool) -> list[Event]:
-        c = Classifier(rules, cache=cache)
-        out: list[Event] = []
-        for i in range(0, len(data), chunk):
-            out += c.feed(data[i : i + chunk])
-        return out + c.close()
-
-    fresh = strip(run(False))
-    assert strip(run(True)) == fresh
-    assert strip(run(True)) == fresh  # the second time from the memory
+    fresh = strip(_classify(rules, data, chunk, cache=False))
+    assert strip(_classify(rules, data, chunk, cache=True)) == fresh
+    assert strip(_classify(rules, data, chunk, cache=True)) == fresh  # the second time from the memory
 
 
 # -- timestamps anywhere in a line (``Starting AFS services:[ 1203.531106] openafs: ...``) -----------------------
@@ -180,17 +181,9 @@ def test_lines_with_timestamps_anywhere_give_the_events_of_matching_afresh(
         out.append(line + end)
     data = b"".join(out)
     rules = (MID_RULES + STAMP_RULES if site else []) + builtin_rules()
-
-    def run(cache: bool) -> list[Event]:
-        c = Classifier(rules, cache=cache)
-        evs: list[Event] = []
-        for i in range(0, len(data), chunk):
-            evs += c.feed(data[i : i + chunk])
-        return evs + c.close()
-
-    fresh = strip(run(False))
-    assert strip(run(True)) == fresh
-    assert strip(run(True)) == fresh  # the second time from the memory
+    fresh = strip(_classify(rules, data, chunk, cache=False))
+    assert strip(_classify(rules, data, chunk, cache=True)) == fresh
+    assert strip(_classify(rules, data, chunk, cache=True)) == fresh  # the second time from the memory
 
 
 def _both(rules: list[Rule], lines: list[bytes]) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:

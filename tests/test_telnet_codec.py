@@ -20,6 +20,16 @@ def data_of(items: list[bytes | TelnetEvent]) -> bytes:
     return b"".join(i for i in items if isinstance(i, bytes))
 
 
+def _feed_cut(codec: TelnetCodec, data: bytes, cuts: list[int]) -> list[bytes | TelnetEvent]:
+    """What ``codec`` decodes of ``data`` fed in pieces of the ``cuts`` sizes, then the rest."""
+    items: list[bytes | TelnetEvent] = []
+    pos = 0
+    for n in cuts:
+        items += codec.feed(data[pos : pos + n])
+        pos += n
+    return items + codec.feed(data[pos:])
+
+
 def test_iac_escaping_round_trip() -> None:
     client = TelnetCodec("client")
     server = TelnetCodec("server")
@@ -80,13 +90,7 @@ def test_chunking_never_changes_the_data(payload: bytes, cuts: list[int]) -> Non
     wire = TelnetCodec("server").encode(payload) + bytes([IAC, BRK])
     whole = TelnetCodec("client")
     expected = whole.feed(wire)
-    split = TelnetCodec("client")
-    got: list[bytes | TelnetEvent] = []
-    pos = 0
-    for n in cuts:
-        got += split.feed(wire[pos : pos + n])
-        pos += n
-    got += split.feed(wire[pos:])
+    got = _feed_cut(TelnetCodec("client"), wire, cuts)
     assert data_of(got) == data_of(expected)
     assert [i for i in got if isinstance(i, TelnetEvent)] == [TelnetEvent(BRK)]
 
@@ -100,12 +104,6 @@ def test_any_chunking_decodes_the_same(parts: list[bytes], cuts: list[int]) -> N
     # and must decode exactly as the whole stream does
     data = b"".join(parts)
     whole = TelnetCodec("client").feed(data)
-    c = TelnetCodec("client")
-    items: list[bytes | TelnetEvent] = []
-    pos = 0
-    for n in cuts:
-        items += c.feed(data[pos : pos + n])
-        pos += n
-    items += c.feed(data[pos:])
+    items = _feed_cut(TelnetCodec("client"), data, cuts)
     assert data_of(items) == data_of(whole)
     assert [i for i in items if isinstance(i, TelnetEvent)] == [i for i in whole if isinstance(i, TelnetEvent)]
