@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consolebot.recognise.classifier import Classifier, classify_all
+from consolebot.recognise.classifier import Classifier, classify_all, hit_event
 from consolebot.recognise.events import Event
 from consolebot.recognise.rules import Rule, builtin_rules
 
@@ -62,6 +62,40 @@ def test_chunking_never_changes_the_events(data: bytes, cuts: list[int], idle_at
     assert strip(run_chunks(data, cuts, idle_at)) == strip(whole) or _only_prompts_moved(
         run_chunks(data, cuts, idle_at), whole
     )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(realistic, st.lists(st.integers(min_value=1, max_value=4096), max_size=200),
+       st.sets(st.integers(min_value=0, max_value=200), max_size=10))
+def test_hits_made_events_are_the_events_feed_makes(data: bytes, cuts: list[int], idle_at: set[int]) -> None:
+    # a capture takes hits, most of them unmade (a remembered line's template and its timestamp); made, each must
+    # be the event ``feed`` makes, attribute for attribute (its JSON pieces too), in the same order
+    unmade = 0
+
+    def run(hits: bool) -> list[Event]:
+        nonlocal unmade
+        c = Classifier()
+        out: list[Event] = []
+        pos = 0
+        for i, n in enumerate([*cuts, len(data)]):
+            chunk = data[pos : pos + n]
+            pos += n
+            if hits:
+                got = c.feed_hits(chunk)
+                unmade += sum(not isinstance(h[2], Event) for h in got)
+                out += [hit_event(h) for h in got]
+            else:
+                out += c.feed(chunk)
+            if i in idle_at:
+                out += c.idle()
+        return out + c.close()
+
+    afresh = run(False)  # (it fills the shared line memory, so the runs below find their lines remembered)
+    made = run(False)
+    hits = run(True)
+    assert [ev.__dict__ for ev in hits] == [ev.__dict__ for ev in made]
+    assert strip(hits) == strip(afresh)
+    assert unmade or not made
 
 
 def _only_prompts_moved(a: list[Event], b: list[Event]) -> bool:

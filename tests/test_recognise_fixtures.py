@@ -72,14 +72,22 @@ def test_expected_events_in_order_at_their_substrings(name: str) -> None:
 
 def test_timeline_feed_all_is_feed_one_by_one() -> None:
     # the capture loop hands a read's events to the timeline at once; the boots must be what feeding each gives
+    # (as hits: events, and a remembered line's events left unmade, as a capture has them)
+    from consolebot.recognise.classifier import Classifier
+    from consolebot.recognise.events import as_hits
     from consolebot.recognise.timeline import Timeline
 
     data = b"".join(p.read_bytes() for p in sorted((FIX / "transcripts").glob("*.log")))
     events = classify_all(data)
-    one, batched = Timeline(), Timeline()
+    one, batched, unmade = Timeline(), Timeline(), Timeline()
     for ev in events:
         one.feed(ev)
     for i in range(0, len(events), 7):
-        batched.feed_all(events[i : i + 7])
+        batched.feed_all(as_hits(events[i : i + 7]))
+    c = Classifier()  # the memory holds every line by now: its hits are unmade
+    for i in range(0, len(data), 691):
+        unmade.feed_all(c.feed_hits(data[i : i + 691]))
+    unmade.feed_all(as_hits(c.idle() + c.close()))
     assert len(one.boots) > 3
     assert batched.summary() == one.summary()
+    assert unmade.summary() == one.summary()

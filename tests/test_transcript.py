@@ -233,8 +233,8 @@ def test_buffered_transcript_bounds_what_it_holds(tmp_path: Path) -> None:
 def test_event_lines_are_what_record_would_write(tmp_path: Path, secret: str | None) -> None:
     # record_events reuses the classifier's JSON of fields and rule (made once per remembered line):
     # each line must be exactly record("event", **ev.to_json()), redaction included
-    from consolebot.recognise.classifier import Classifier
-    from consolebot.recognise.events import Event, json_parts
+    from consolebot.recognise.classifier import Classifier, hit_event
+    from consolebot.recognise.events import Event, Hit, as_hits, json_parts
 
     red = Redactor([secret] if secret else [])
     tr = Transcript(tmp_path, "c", red)
@@ -242,16 +242,19 @@ def test_event_lines_are_what_record_would_write(tmp_path: Path, secret: str | N
     data = b"".join(p.read_bytes() for p in sorted(fixtures.glob("*.log")))
     if secret:
         data += b"[   1.0] Kernel panic - not syncing: sw0rdfish\r\n"
-    events: list[Event] = []
-    for i in range(3):  # the second time, every line comes from the classifier's memory; the third with a time
+    hits: list[Hit] = []
+    for i in range(3):  # the second time, every line comes from the classifier's memory (its hits are left
+        # unmade: written from their templates); the third with a time (every hit made)
         c = Classifier(clock=(lambda: "2024-05-01T12:00:00.123Z") if i == 2 else None)
-        events += c.feed(data) + c.close()
-    events.append(Event("x.made", "info", 1, "made by hand", {"n": 1}))  # type: ignore[dict-item]
+        hits += c.feed_hits(data) + as_hits(c.close())
+    hits += as_hits([Event("x.made", "info", 1, "made by hand", {"n": 1})])  # type: ignore[dict-item]
+    assert any(type(h[2]) is str for h in hits) and any(h[2] is None for h in hits)  # unmade: with and without a timestamp
+    events = [hit_event(h) for h in hits]
     assert any(ev.json_tail for ev in events)
     # the JSON the classifier made for remembered lines, with and without timestamps in them, is used
     assert any(json_parts(ev) and "[" in ev.text for ev in events)
     assert any(json_parts(ev) and ev.time for ev in events)
-    tr.record_events(events)
+    tr.record_events(hits)
     for ev in events:
         tr.record("event", **ev.to_json())
     tr.close()

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from consolebot.recognise.clean import clean_line, strip_escapes
-from consolebot.recognise.events import Event, json_head, json_tail, json_text, new_event
+from consolebot.recognise.events import Event, Hit, json_head, json_tail, json_text, new_event
 from consolebot.recognise.rules import Rule, builtin_rules
 from consolebot.recognise.stamps import STAMP, can_touch_stamp, shape
 
@@ -62,6 +62,82 @@ _NOHIT: Entry = ((), "")
 _LEAD = "\x00one leading timestamp"  # told apart by identity
 _FAILED = _Slow(set())
 _SHARED: dict[tuple[object, ...], dict[bytes, Entry]] = {}
+
+
+def _expand(out: list[Any], n: int, templates: tuple[Template, ...], text: str, jtext: str,
+            shifts: list[tuple[int, int]], now: str | None, again: set[tuple[str, int]] | None, hits: bool) -> None:
+    """Append the events of remembered line ``n`` holding timestamps not only at its start (as hits with
+    ``hits``): its text, the text's JSON ``jtext``, where its timestamps end (``shifts``); ``again``: the (kind,
+    column)s already reported on the line.
+    """
+    for col, kind, base in templates:
+        for key_end, after in reversed(shifts):
+            if key_end <= col:
+                col += after
+                break
+        if again is not None and (kind, col) in again:
+            continue
+        attrs = base.copy()
+        attrs["line"] = n
+        attrs["text"] = text
+        attrs["column"] = col
+        attrs["_jpost"] = jtext + base["json_tail"]
+        attrs["fields"] = attrs["fields"].copy()
+        if now is not None:
+            attrs["time"] = now
+        ev = _new(Event)
+        _setattr(ev, "__dict__", attrs)
+        out.append((n, attrs, ev) if hits else ev)
+
+
+def hit_event(hit: Hit) -> Event:
+    """The event of a ``Hit``, as ``Classifier.feed`` makes it."""
+    n, attrs, made = hit
+    if isinstance(made, Event):
+        return made
+    attrs = attrs.copy()
+    attrs["line"] = n
+    if made is not None:  # the line's leading timestamp: the text after it is remembered, columns past it shift
+        col = attrs["column"]
+        if col >= 5:  # (in the key the timestamp is ``[0.0]``, five characters)
+            attrs["column"] = col + len(made) - 5
+        attrs["text"] = made + attrs["_tail"]
+        attrs["_jpost"] = '"text": "' + made + attrs["_jtail"] + attrs["json_tail"]
+    attrs["fields"] = attrs["fields"].copy()
+    ev = _new(Event)
+    _setattr(ev, "__dict__", attrs)
+    return ev
+
+
+Found = list[tuple[int, bytes, bytes, "Entry | None"]]
+
+
+def lookup_py(block: bytes, cache: dict[bytes, Entry], nohit: Entry, canon: bool) -> tuple[Found, int, bool]:
+    """Given complete lines (each ends with a CR run, with or without an LF after it, or an LF), look each up in
+    ``cache`` by its key (its printk timestamps made ``[0.0]`` when ``canon``); return (index, line, key, entry or
+    None) of each whose entry is not ``nohit``, the number of lines, and whether a timestamp was seen.
+
+    ``consolebot._fastpath.lookup`` does the same in one C pass, when it was built.
+    """
+    if b"\r\r" in block:
+        while b"\r\r" in block:  # a run of CRs, with or without an LF after it, is one line end
+            block = block.replace(b"\r\r", b"\r")
+    raws = block.splitlines()  # at CR LF, LF and a bare CR: one C pass
+    keys = raws
+    stamped = False
+    if canon:
+        canonical, n_stamps = _STAMP_B.subn(_CANON, block)
+        stamped = n_stamps > 0
+        if stamped and canonical != block:
+            keys = canonical.splitlines()
+    return ([(i, raws[i], keys[i], e) for i, e in enumerate(map(cache.get, keys)) if e is not nohit], len(raws),
+            stamped)
+
+
+try:
+    from consolebot._fastpath import lookup
+except ImportError:  # not built (no C compiler at install): the same in Python
+    lookup = lookup_py
 
 
 def literal_alternation(rules: Iterable[Rule]) -> re.Pattern[bytes]:
@@ -159,123 +235,97 @@ class Classifier:
     # -- feeding -------------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[Event]:
         """Classify ``data``; return the events of the lines it completed."""
+        out: list[Event] = []
+        self._feed(data, out, False)
+        return out
+
+    def feed_hits(self, data: bytes) -> list[Hit]:
+        """``feed``, each event as a ``Hit``: a remembered line's are left unmade (``hit_event`` makes one) when
+        there is no clock (an event with a time is always made).
+
+        For a consumer of many consoles' events (a capture), most of which it only counts and writes
+        (``Timeline.feed_all`` and ``Transcript.record_events`` take hits): no event object is made for them.
+        """
+        out: list[Any] = []
+        self._feed(data, out, True)
+        return out
+
+    def _feed(self, data: bytes, out: list[Any], hits: bool) -> None:
         self.bytes_in += len(data)
         buf = self._pending + data if self._pending else data
-        out: list[Event] = []
         # complete lines end at the last line end that is not a CR run at the very end (an LF may follow)
         j = len(buf)
         while j and buf[j - 1] == 13:
             j -= 1
         end = max(buf.rfind(b"\n", 0, j), buf.rfind(b"\r", 0, j)) + 1
         if end:
-            self._region(buf[:end] if end < len(buf) else buf, out)
+            self._region(buf[:end] if end < len(buf) else buf, out, hits)
         rest = buf[end:] if end else buf
         if len(rest) > MAX_LINE_BYTES and not rest.endswith(b"\r"):
-            self._classify(rest[:MAX_LINE_BYTES], out, partial=False)
+            self._classify(rest[:MAX_LINE_BYTES], out, partial=False, hits=hits)
             rest = rest[-4096:]
         self._pending = rest
-        return out
 
-    def _region(self, block: bytes, out: list[Event]) -> None:
+    def _region(self, block: bytes, out: list[Any], hits: bool) -> None:
         """Classify the complete lines of ``block`` (which ends with a line end).
 
-        Escapes are stripped from the whole block at once (no sequence spans a line end) and CR runs made
-        one CR, then the block is split at its line ends. Each line is looked up in the memory of lines already matched, its printk
-        timestamps replaced by ``[0.0]`` (one substitution over the block); a new line is searched for
-        every rule's literal, and only a line holding one, or a byte that cleaning would remove
+        Escapes are stripped from the whole block at once (no sequence spans a line end), then the block is
+        split at its line ends and each line looked up in the memory of lines already matched, its printk
+        timestamps replaced by ``[0.0]`` (``lookup``: one C pass, or a few over the whole block); a new line is
+        searched for every rule's literal, and only a line holding one, or a byte that cleaning would remove
         (backspace, NUL, DEL), is cleaned and matched, then remembered.
         """
         if b"\x1b" in block:
             block = strip_escapes(block)
-        if b"\r\r" in block:
-            while b"\r\r" in block:  # a run of CRs, with or without an LF after it, is one line end
-                block = block.replace(b"\r\r", b"\r")
-        raws = block.splitlines()  # at CR LF, LF and a bare CR: one C pass
         line0 = self.line
         cache = self._cache
-        stamped = False
-        keys = raws
-        if cache is None:
-            entries: list[Entry | None] = [None] * len(raws)
-        else:
-            if self._canon:
-                canon, n_stamps = _STAMP_B.subn(_CANON, block)
-                stamped = n_stamps > 0
-                if stamped and canon != block:
-                    keys = canon.splitlines()
-            entries = list(map(cache.get, keys))
+        found, n_lines, stamped = lookup(block, {} if cache is None else cache, _NOHIT, self._canon)
         seen = self._seen_on_line
         now = self.clock() if self.clock else None
-        append, new, set_, ev_type = out.append, _new, _setattr, Event
-        for i, entry in enumerate(entries):
-            if entry is _NOHIT:
-                continue
+        unmade = hits and now is None  # a remembered line's events may be left unmade (they have no time to set)
+        append = out.append
+        for i, raw, key, entry in found:
             if entry is None or type(entry) is _Slow:
                 self.line = line0 + i
                 if i:
                     seen.clear()
                 if entry is None:
-                    key = keys[i]
-                    fresh = self._match_line(raws[i], stamped and _CANON in key, out)
+                    fresh = self._match_line(raw, stamped and _CANON in key, out, hits)
                     if cache is not None:
                         if len(cache) >= CACHE_LINES:
                             cache.clear()
                         cache[key] = fresh
                 else:
-                    self._match_line(raws[i], False, out, entry.literals or None)
+                    self._match_line(raw, False, out, hits, entry.literals or None)
                 continue
-            templates, text = entry  # type: ignore[misc]
+            templates, text = entry
             if not templates:
                 continue
             n = line0 + i
-            if text is None or text is _LEAD:  # a line holding timestamps: its text, columns shifted by their widths
-                raw = raws[i]
-                if text is _LEAD:  # the usual kernel line: its one timestamp first, the rest as remembered
-                    end = raw.find(b"]") + 1  # the timestamp's end (the key begins with one; it holds no "]")
-                    stamp = raw[:end].decode("ascii")
-                    lead = templates[0][2]
-                    text = stamp + lead["_tail"]
-                    jtext = '"text": "' + stamp + lead["_jtail"]
-                    shifts = [(5, end - 5)]
-                else:
-                    try:
-                        text = raw.decode("ascii").strip()
-                        shifts = _shifts(raw, keys[i])
-                        jtext = json_text(text)
-                    except Exception:  # a classifier never raises on console input
-                        continue
-                for col, kind, base in templates:
-                    for key_end, after in reversed(shifts):
-                        if key_end <= col:
-                            col += after
-                            break
-                    if i == 0 and seen and (kind, col) in seen:
-                        continue
-                    attrs = base.copy()
-                    attrs["line"] = n
-                    attrs["text"] = text
-                    attrs["column"] = col
-                    attrs["_jpost"] = jtext + base["json_tail"]
-                    attrs["fields"] = attrs["fields"].copy()
-                    if now is not None:
-                        attrs["time"] = now
-                    ev = new(ev_type)
-                    set_(ev, "__dict__", attrs)
-                    append(ev)
+            again = seen if i == 0 and seen else None  # events already reported on this line (by ``idle``)
+            stamp: str | None = None  # the templates hold the line's text
+            if text is _LEAD:  # the usual kernel line: its one timestamp first, the rest as remembered
+                stamp = raw[: raw.find(b"]") + 1].decode("ascii")  # (the key begins with one; it holds no "]")
+            elif text is None:  # timestamps elsewhere too: its text, columns shifted by their widths
+                try:
+                    text = raw.decode("ascii").strip()
+                    _expand(out, n, templates, text, json_text(text), _shifts(raw, key), now, again, hits)
+                except Exception:  # a classifier never raises on console input
+                    pass
                 continue
-            if i == 0 and seen:
-                templates = [t for t in templates if (t[1], t[0]) not in seen]
-            for _col, _kind, base in templates:
-                attrs = base.copy()
-                attrs["line"] = n
-                attrs["fields"] = attrs["fields"].copy()
+            if unmade and again is None:
+                for t in templates:
+                    append((n, t[2], stamp))
+                continue
+            for t in templates:
+                ev = hit_event((n, t[2], stamp))
+                if again is not None and (ev.kind, ev.column) in again:
+                    continue
                 if now is not None:
-                    attrs["time"] = now
-                ev = new(ev_type)
-                set_(ev, "__dict__", attrs)
-                append(ev)
+                    ev.__dict__["time"] = now
+                append((n, ev.__dict__, ev) if hits else ev)
         seen.clear()
-        self.line = line0 + len(raws)
+        self.line = line0 + n_lines
 
     def _templates(self, found: Iterable[Match], benign: bool, text: str | None,
                    shifts: list[tuple[int, int]] | None, lead_tail: str | None = None) -> tuple[Template, ...]:
@@ -310,10 +360,11 @@ class Classifier:
             out.append((col, rule.kind, attrs))
         return tuple(out)
 
-    def _match_line(self, raw: bytes, stamped: bool, out: list[Event], literals: set[str] | None = None) -> Entry:
+    def _match_line(self, raw: bytes, stamped: bool, out: list[Any], hits: bool,
+                    literals: set[str] | None = None) -> Entry:
         """Match one complete line afresh (``stamped``: it holds timestamps; ``literals``: those it is known to hold).
 
-        Return what may be remembered for every line with the same key.
+        Return what may be remembered for every line with the same key (``hits``: the events go to ``out`` as hits).
         """
         if literals is None:
             literals = {lit for lit, lb in self._lit_bytes if lb in raw}
@@ -323,7 +374,7 @@ class Classifier:
             return _NOHIT
         try:
             text, found, benign, candidates = self._find(raw, partial=False, literals=literals)
-            self._emit(text.strip(), found, benign, out, 0)
+            self._emit(text.strip(), found, benign, out, hits)
         except Exception:  # a classifier never raises on console input
             return _FAILED
         try:
@@ -361,7 +412,7 @@ class Classifier:
         return out
 
     # -- matching ----------------------------------------------------------------------------------------
-    def _classify(self, raw: bytes, out: list[Event], partial: bool, literals: set[str] | None = None) -> None:
+    def _classify(self, raw: bytes, out: list[Any], partial: bool, hits: bool = False) -> None:
         try:
             if partial:
                 fast = self._prompt_fast
@@ -369,8 +420,8 @@ class Classifier:
                     return
                 if fast.search(raw) is None and b"\x1b" not in raw and b"\x08" not in raw:
                     return
-            text, found, benign, _candidates = self._find(raw, partial, literals)
-            self._emit(text.strip(), found, benign, out, 0)
+            text, found, benign, _candidates = self._find(raw, partial, None)
+            self._emit(text.strip(), found, benign, out, hits)
         except Exception:  # a classifier never raises on console input
             return
 
@@ -403,13 +454,12 @@ class Classifier:
         found.sort(key=lambda x: x[0])
         return text, found, benign, candidates
 
-    def _emit(self, text: str, found: Iterable[Match], benign: bool, out: list[Event], shift: int) -> None:
-        """Report the matches ``found`` on the current line (``text``: its cleaned, stripped text)."""
+    def _emit(self, text: str, found: Iterable[Match], benign: bool, out: list[Any], hits: bool) -> None:
+        """Report the matches ``found`` on the current line (``text``: its cleaned, stripped text; ``hits``: as hits)."""
         now = self.clock() if self.clock else None
         seen = self._seen_on_line
         severities = self.severities
         for col, rule, fields, tail in found:
-            col += shift
             sev = severities.get(rule.kind, rule.severity) if severities else rule.severity
             if benign and rule.kind != "benign" and sev in ("warning", "critical"):
                 continue  # the line is known-harmless: its alarm is not raised
@@ -417,7 +467,8 @@ class Classifier:
             if key in seen:
                 continue
             seen.add(key)
-            out.append(new_event(rule.kind, sev, self.line, text, dict(fields), now, rule.name, col, tail))
+            ev = new_event(rule.kind, sev, self.line, text, dict(fields), now, rule.name, col, tail)
+            out.append((ev.line, ev.__dict__, ev) if hits else ev)
 
     @property
     def pending_bytes(self) -> int:

@@ -93,6 +93,18 @@ class Event:
         return out
 
 
+# One event as ``Classifier.feed_hits`` gives it: (line, attributes, made), where ``made`` is the event when one
+# was made; else the event is unmade (``classifier.hit_event`` makes it), its attributes those of its remembered
+# line's template (``kind``, ``severity``, ``fields``, its JSON in pieces), and ``made`` the line's leading
+# timestamp (text) or None (the attributes hold the whole line's text).
+Hit = tuple[int, dict[str, Any], "str | Event | None"]
+
+
+def as_hits(events: list[Event]) -> list[Hit]:
+    """Events as hits (for ``Timeline.feed_all``, ``Transcript.record_events``)."""
+    return [(ev.line, ev.__dict__, ev) for ev in events]
+
+
 _new = object.__new__
 
 

@@ -10,10 +10,12 @@ after a restart.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from consolebot.recognise.events import SEVERITY_RANK, Event
+from consolebot.recognise.classifier import hit_event
+from consolebot.recognise.events import SEVERITY_RANK, Event, Hit
 
 PHASES = ("unknown", "down", "firmware", "kernel", "init", "afs", "salvaging", "services", "login-ready", "panicked", "hung")
 
@@ -61,7 +63,7 @@ _PHASE_KINDS = frozenset({
 _SERVICE_PHASES = ("init", "afs", "kernel")  # the phases a service line moves on to "services"
 
 
-def _counted_only(k: str, ev: Event, boot: Boot) -> bool:
+def _counted_only(k: str, fields: dict[str, str], boot: Boot) -> bool:
     """Would ``Timeline.feed`` of this phase kind, in the current boot, only count it (no boot, no phase change)?"""
     phase = boot.phase
     if k == "service.ok":
@@ -77,7 +79,7 @@ def _counted_only(k: str, ev: Event, boot: Boot) -> bool:
     if k == "kernel.panic":
         return phase == "panicked"
     if k == "sysrq.ack":
-        return not ev.fields.get("action", "").startswith(("Resetting", "Power Off"))
+        return not fields.get("action", "").startswith(("Resetting", "Power Off"))
     return False
 
 
@@ -113,38 +115,41 @@ class Timeline:
         boot.phases.append((phase, line))
         return phase
 
-    def feed_all(self, events: list[Event]) -> None:
-        """``feed`` each event (the phase changes are not returned): the events that change no phase cost little."""
+    def feed_all(self, hits: Iterable[Hit]) -> None:
+        """``feed`` each event (the phase changes are not returned), given as hits (``Classifier.feed_hits``,
+        ``events.as_hits``): an event that changes no phase costs little and is not made.
+        """
         boots = self.boots
         boot: Boot | None = None
         counts: dict[str, int] = {}
         worst = 0
         rank = SEVERITY_RANK
-        for ev in events:
+        for hit in hits:
             if boot is None:
                 if not boots:
-                    self.feed(ev)
+                    self.feed(hit_event(hit))
                     continue
                 boot = boots[-1]
                 counts = boot.counts
                 worst = rank[boot.worst_severity]
-            k = ev.kind
+            attrs = hit[1]
+            k = attrs["kind"]
             if k in _PHASE_KINDS:
                 if k == "service.ok" or k == "service.fail":  # the most frequent: a phase change only early on
                     if boot.phase in _SERVICE_PHASES:
-                        self.feed(ev)
+                        self.feed(hit_event(hit))
                         boot = None
                         continue
                     if k == "service.fail":
-                        svc = ev.fields.get("service")
+                        svc = attrs["fields"].get("service")
                         if svc and svc not in boot.failed_services:
                             boot.failed_services.append(svc)
-                elif not _counted_only(k, ev, boot):
-                    self.feed(ev)
+                elif not _counted_only(k, attrs["fields"], boot):
+                    self.feed(hit_event(hit))
                     boot = None  # it may have started a boot or changed the worst severity
                     continue
             counts[k] = counts.get(k, 0) + 1
-            sev = ev.severity
+            sev = attrs["severity"]
             if sev != "info" and rank.get(sev, 0) > worst:
                 boot.worst_severity = sev
                 worst = rank[sev]

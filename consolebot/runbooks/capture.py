@@ -30,8 +30,8 @@ from typing import Any
 
 from consolebot.errors import ConsoleBotError, ConsoleClosed, ConsoleUnreachable
 from consolebot.locks import CaptureClaim
-from consolebot.recognise.classifier import Classifier
-from consolebot.recognise.events import Event
+from consolebot.recognise.classifier import Classifier, hit_event
+from consolebot.recognise.events import Event, Hit, as_hits
 from consolebot.recognise.timeline import Timeline
 from consolebot.runbooks.offload import Offload
 from consolebot.session.transcript import Transcript
@@ -94,7 +94,7 @@ class CapturedConsole:
             cb(clean)
         if self.classifier is not None and clean:
             self._idle_done = False
-            events = self.classifier.feed(clean)
+            events = self.classifier.feed_hits(clean)
             if events:
                 self._events(events)
 
@@ -109,25 +109,34 @@ class CapturedConsole:
         """The console went quiet: let the classifier look at an unfinished line (a prompt)."""
         if self.classifier is not None and not self._idle_done:
             self._idle_done = True
-            self._events(self.classifier.idle())
+            self._events(as_hits(self.classifier.idle()))
 
-    def _events(self, events: list[Event]) -> None:
-        self.events += len(events)
+    def _events(self, hits: list[Hit]) -> None:
+        """Count, place in the timeline, write and alert the events; an event object is made only for an alert or
+        an ``on_event`` callback (most events are only counted and written: ``Classifier.feed_hits``).
+        """
+        self.events += len(hits)
         if self.timeline is not None:
-            self.timeline.feed_all(events)
-        self.transcript.record_events(events)  # one write for the lot
+            self.timeline.feed_all(hits)
+        self.transcript.record_events(hits)  # one write for the lot
+        if self.on_event:
+            made = [hit_event(hit) for hit in hits]
+        elif self.alert is not None:
+            wanted = self.alert_severities
+            made = [hit_event(hit) for hit in hits if wanted is None or hit[1]["severity"] in wanted]
+        else:
+            return
         if self.alert is not None:
             wanted = self.alert_severities
-            hot = events if wanted is None else [ev for ev in events if ev.severity in wanted]
+            hot = made if wanted is None else [ev for ev in made if ev.severity in wanted]
             if hot:
                 if self.transcript.buffered:
                     self._held_alerts += hot
                 else:
                     self.alert(self, hot)
-        if self.on_event:
-            for ev in events:
-                for cb in self.on_event:
-                    cb(self, ev)
+        for ev in made if self.on_event else ():
+            for cb in self.on_event:
+                cb(self, ev)
 
 
 @dataclass

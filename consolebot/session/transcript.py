@@ -51,7 +51,7 @@ from consolebot.recognise.events import json_tail
 from consolebot.secrets.redact import Redactor, StreamRedactor
 
 if TYPE_CHECKING:
-    from consolebot.recognise.events import Event
+    from consolebot.recognise.events import Event, Hit
 
 _REOPEN_GENERATION = 0
 _LINE_END = re.compile(rb"\r++\n?|\n")  # CR LF, CR CR LF, LF, a bare CR (run): one line end each
@@ -138,6 +138,37 @@ def escape_block(data: bytes) -> bytes:
     if not out.isascii():
         out = out.decode("utf-8", "consolebot-hex").encode()
     return out
+
+
+def log_lines_py(region: bytes, head: bytes) -> tuple[bytes, int]:
+    """Given complete console lines (each ends with a CR run, with or without an LF after it, or an LF) and a log
+    line's head, return each line as the log writes it (the head, the text escaped, LF) and their number.
+
+    ``consolebot._fastpath.log_lines`` does the same in one C pass, when it was built.
+    """
+    # every line end becomes LF + the next line's head; the last one's head is cut off again
+    rest = region.translate(None, _PLAIN)  # one pass: the line ends and the bytes to escape
+    n = len(rest) >> 1
+    if n < 64 and rest == _CRLFS[n] and region.count(b"\r\n") == n:  # the usual: CR LF ends, nothing to escape
+        body = region.replace(b"\r\n", b"\n" + head)
+    else:
+        if rest.strip(b"\r\n"):
+            region = escape_block(region)
+        if b"\r" in rest:
+            while b"\r\r" in region:  # a run of CRs, with or without an LF after it, is one line end
+                region = region.replace(b"\r\r", b"\r")
+            region = region.replace(b"\r\n", b"\n")
+            if b"\r" in region:
+                region = region.replace(b"\r", b"\n")  # a bare CR
+        n = region.count(b"\n")
+        body = region.replace(b"\n", b"\n" + head)
+    return head + body[: len(body) - len(head)], n
+
+
+try:
+    from consolebot._fastpath import log_lines
+except ImportError:  # not built (no C compiler at install): the same in Python
+    log_lines = log_lines_py
 
 
 _EVENT_START: tuple[str, str] = ("", "")  # (utc_iso, the start of an event's JSON line made of it)
@@ -348,24 +379,8 @@ class Transcript:
             self._pending_cr = True
         region = bytes(self._line) + data[:cut] if self._line else data[:cut]
         self._line = bytearray(data[cut:])
-        head = _head(now, b"|")
-        # every line end becomes LF + the next line's head; the last one's head is cut off again
-        rest = region.translate(None, _PLAIN)  # one pass: the line ends and the bytes to escape
-        n = len(rest) >> 1
-        if n < 64 and rest == _CRLFS[n] and region.count(b"\r\n") == n:  # the usual: CR LF ends, nothing to escape
-            body = region.replace(b"\r\n", b"\n" + head)
-        else:
-            if rest.strip(b"\r\n"):
-                region = escape_block(region)
-            if b"\r" in rest:
-                while b"\r\r" in region:  # a run of CRs, with or without an LF after it, is one line end
-                    region = region.replace(b"\r\r", b"\r")
-                region = region.replace(b"\r\n", b"\n")
-                if b"\r" in region:
-                    region = region.replace(b"\r", b"\n")  # a bare CR
-            n = region.count(b"\n")
-            body = region.replace(b"\n", b"\n" + head)
-        self._log.write(head + body[: len(body) - len(head)])
+        text, n = log_lines(region, _head(now, b"|"))
+        self._log.write(text)
         self.lines += n
         self._partial_written = False
 
@@ -385,8 +400,12 @@ class Transcript:
         if self.buffered:
             self.flush()  # acts and notes (gaps, reconnects) are rare and worth having on disk at once
 
-    def record_events(self, events: Iterable[Event]) -> None:
-        """Write one JSON line per event (as ``record("event", **ev.to_json())`` would), in one ``write(2)``."""
+    def record_events(self, hits: Iterable[Hit]) -> None:
+        """Write one JSON line per event (as ``record("event", **ev.to_json())`` would), in one ``write(2)``.
+
+        The events come as hits (``Classifier.feed_hits``, ``events.as_hits``); an unmade one is written from the
+        JSON its remembered line's template holds.
+        """
         if self._gen != _REOPEN_GENERATION:
             self._check_reopen()
         global _EVENT_START
@@ -395,16 +414,22 @@ class Transcript:
             _EVENT_START = (iso, f'{{"t": {_JSTR(iso)}, "type": "event", ')
         start = _EVENT_START[1]
         lines = []
-        for ev in events:
-            attrs = ev.__dict__
+        for n, attrs, made in hits:
+            if made is None:  # the template holds the line's text
+                lines.append(f'{start}{attrs["_jpre"]}{n:d}, {attrs["_jpost"]}')
+                continue
+            if type(made) is str:  # the line's one leading timestamp, then the rest as remembered (no escaping needed)
+                lines.append(f'{start}{attrs["_jpre"]}{n:d}, "text": "{made}{attrs["_jtail"]}{attrs["json_tail"]}')
+                continue
+            ev: Event = made  # type: ignore[assignment]
             when = f'"time": {_JSTR(ev.time)}, ' if ev.time is not None else ""
             post = attrs.get("_jpost")  # the classifier's, made once per remembered line (see ``json_parts``)
             if post is not None:
-                lines.append(f'{start}{attrs["_jpre"]}{ev.line:d}, {when}{post}')
+                lines.append(f'{start}{attrs["_jpre"]}{n:d}, {when}{post}')
                 continue
             tail = ev.json_tail or json_tail(ev.fields, ev.rule)
             lines.append(f'{start}"kind": {_JSTR(ev.kind)}, "severity": {_JSTR(ev.severity)}, '
-                         f'"line": {ev.line:d}, {when}"text": {_JSTR(ev.text)}, {tail}')
+                         f'"line": {n:d}, {when}"text": {_JSTR(ev.text)}, {tail}')
         if not lines:
             return
         if self.redactor.active:

@@ -1,0 +1,248 @@
+/* consolebot._fastpath: the capture's per-byte work in one C pass each, byte for byte what the Python code
+ * it stands in for gives (tests/test_fastpath.py compares them on random and real input).
+ *
+ * log_lines(region, head) -> (bytes, int)
+ *     transcript.log_lines_py: each line of ``region`` (complete lines: a CR run with or without an LF after
+ *     it, or an LF, ends one) written as ``head`` + its text escaped (a backslash as two, a control byte but TAB
+ *     as \xHH, a byte that is not part of valid UTF-8 as \xHH) + LF; and the number of lines.
+ *
+ * lookup(block, cache, nohit, canon) -> (list, int, bool)
+ *     classifier.lookup_py: the lines of ``block`` (ends as above), each looked up in ``cache`` by its key (its
+ *     printk timestamps ``[ *\d+\.\d+\]`` replaced by ``[0.0]`` when ``canon``), and (index, line, key,
+ *     entry or None) of each whose entry is not ``nohit``; the number of lines; whether a timestamp was seen.
+ *
+ * Optional: built when a C compiler and Python's headers are at hand (setup.py), else the Python code runs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static const char HEX[] = "0123456789abcdef";
+
+/* the length of the valid UTF-8 sequence starting at p (its lead byte >= 0x80), or 0 when it is not one
+ * (the sequences Python's UTF-8 decoder accepts: no overlong forms, no surrogates, nothing past U+10FFFF) */
+static Py_ssize_t utf8_len(const unsigned char *p, const unsigned char *end) {
+    unsigned char c = p[0];
+    Py_ssize_t left = end - p;
+    if (c >= 0xC2 && c <= 0xDF) {
+        return (left >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && p[1] < 0xA0) return 0;  /* overlong */
+        if (c == 0xED && p[1] > 0x9F) return 0;  /* surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+        if (c == 0xF0 && p[1] < 0x90) return 0;  /* overlong */
+        if (c == 0xF4 && p[1] > 0x8F) return 0;  /* past U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+/* the escaped form of one byte that is not a line end: how many bytes it takes (1, 2 or 4) */
+static inline int esc_width(unsigned char c) {
+    if (c == '\\') return 2;
+    if (c < 0x20 && c != '\t') return 4;
+    if (c == 0x7F) return 4;
+    return 1;
+}
+
+static PyObject *log_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "log_lines(region: bytes, head: bytes)");
+        return NULL;
+    }
+    const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    const unsigned char *end = src + PyBytes_GET_SIZE(args[0]);
+    const char *head = PyBytes_AS_STRING(args[1]);
+    Py_ssize_t hlen = PyBytes_GET_SIZE(args[1]);
+    /* first pass: the exact length */
+    Py_ssize_t size = 0, lines = 0;
+    int at_start = 1;  /* at the start of a line: its head is due */
+    const unsigned char *p = src;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c == '\n' || c == '\r') {
+            if (at_start) size += hlen;
+            if (c == '\r') {
+                while (p < end && *p == '\r') p++;
+                if (p < end && *p == '\n') p++;
+            } else {
+                p++;
+            }
+            size += 1;
+            lines++;
+            at_start = 1;
+            continue;
+        }
+        if (at_start) { size += hlen; at_start = 0; }
+        if (c < 0x80) { size += esc_width(c); p++; continue; }
+        Py_ssize_t n = utf8_len(p, end);
+        if (n) { size += n; p += n; } else { size += 4; p++; }
+    }
+    if (!at_start) size += 1;  /* a last line without its end (not expected): ended here */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL) return NULL;
+    char *o = PyBytes_AS_STRING(out);
+    /* second pass: the text */
+    at_start = 1;
+    p = src;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c == '\n' || c == '\r') {
+            if (at_start) { memcpy(o, head, hlen); o += hlen; }
+            if (c == '\r') {
+                while (p < end && *p == '\r') p++;
+                if (p < end && *p == '\n') p++;
+            } else {
+                p++;
+            }
+            *o++ = '\n';
+            at_start = 1;
+            continue;
+        }
+        if (at_start) { memcpy(o, head, hlen); o += hlen; at_start = 0; }
+        if (c >= 0x20 && c < 0x7F && c != '\\') { *o++ = (char)c; p++; continue; }
+        if (c == '\t') { *o++ = '\t'; p++; continue; }
+        if (c == '\\') { *o++ = '\\'; *o++ = '\\'; p++; continue; }
+        if (c >= 0x80) {
+            Py_ssize_t n = utf8_len(p, end);
+            if (n) { memcpy(o, p, n); o += n; p += n; continue; }
+        }
+        *o++ = '\\'; *o++ = 'x'; *o++ = HEX[c >> 4]; *o++ = HEX[c & 15];
+        p++;
+    }
+    if (!at_start) *o++ = '\n';
+    PyObject *count = PyLong_FromSsize_t(lines);
+    PyObject *result = count ? PyTuple_New(2) : NULL;
+    if (result == NULL) { Py_DECREF(out); Py_XDECREF(count); return NULL; }
+    PyTuple_SET_ITEM(result, 0, out);
+    PyTuple_SET_ITEM(result, 1, count);
+    return result;
+}
+
+/* a printk timestamp ``[ *\d+\.\d+\]`` starting at p ('['): its length, or 0 */
+static Py_ssize_t stamp_len(const unsigned char *p, const unsigned char *end) {
+    const unsigned char *q = p + 1;
+    while (q < end && *q == ' ') q++;
+    const unsigned char *d = q;
+    while (q < end && *q >= '0' && *q <= '9') q++;
+    if (q == d || q >= end || *q != '.') return 0;
+    q++;
+    d = q;
+    while (q < end && *q >= '0' && *q <= '9') q++;
+    if (q == d || q >= end || *q != ']') return 0;
+    return q + 1 - p;
+}
+
+static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "lookup(block: bytes, cache: dict, nohit, canon: bool)");
+        return NULL;
+    }
+    PyObject *cache = args[1], *nohit = args[2];
+    int canon = PyObject_IsTrue(args[3]);
+    if (canon < 0) return NULL;
+    const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    const unsigned char *end = src + PyBytes_GET_SIZE(args[0]);
+    PyObject *found = PyList_New(0);
+    char *scratch = PyMem_Malloc(end - src + 1);  /* a key is never longer than its line */
+    if (scratch == NULL) PyErr_NoMemory();
+    if (found == NULL || scratch == NULL) goto fail;
+    Py_ssize_t index = 0;
+    int stamped = 0;
+    const unsigned char *p = src;
+    while (p < end) {
+        const unsigned char *line = p;
+        const unsigned char *stop = p;
+        while (stop < end && *stop != '\n' && *stop != '\r') stop++;
+        /* the line's key */
+        Py_ssize_t klen = 0;
+        int differs = 0;
+        if (canon) {
+            const unsigned char *q = line;
+            while (q < stop) {
+                if (*q == '[') {
+                    Py_ssize_t n = stamp_len(q, stop);
+                    if (n) {
+                        memcpy(scratch + klen, "[0.0]", 5);
+                        klen += 5;
+                        q += n;
+                        stamped = 1;
+                        if (n != 5 || memcmp(q - n, "[0.0]", 5) != 0) differs = 1;
+                        continue;
+                    }
+                }
+                scratch[klen++] = (char)*q++;
+            }
+        }
+        PyObject *raw = NULL, *key;
+        if (differs) {
+            key = PyBytes_FromStringAndSize(scratch, klen);
+        } else {
+            raw = PyBytes_FromStringAndSize((const char *)line, stop - line);
+            key = raw;
+            Py_XINCREF(key);
+        }
+        if (key == NULL) { Py_XDECREF(raw); goto fail; }
+        PyObject *entry = PyDict_GetItemWithError(cache, key);  /* borrowed */
+        if (entry == NULL && PyErr_Occurred()) { Py_DECREF(key); Py_XDECREF(raw); goto fail; }
+        if (entry != nohit) {
+            if (raw == NULL) raw = PyBytes_FromStringAndSize((const char *)line, stop - line);
+            PyObject *i = raw ? PyLong_FromSsize_t(index) : NULL;
+            PyObject *t = i ? PyTuple_New(4) : NULL;
+            if (t == NULL) { Py_XDECREF(i); Py_DECREF(key); Py_XDECREF(raw); goto fail; }
+            if (entry == NULL) entry = Py_None;
+            Py_INCREF(raw);
+            Py_INCREF(key);
+            Py_INCREF(entry);
+            PyTuple_SET_ITEM(t, 0, i);
+            PyTuple_SET_ITEM(t, 1, raw);
+            PyTuple_SET_ITEM(t, 2, key);
+            PyTuple_SET_ITEM(t, 3, entry);
+            int failed = PyList_Append(found, t) < 0;
+            Py_DECREF(t);
+            if (failed) { Py_DECREF(key); Py_DECREF(raw); goto fail; }
+        }
+        Py_DECREF(key);
+        Py_XDECREF(raw);
+        index++;
+        /* the line end: a CR run with or without an LF after it, or an LF */
+        p = stop;
+        if (p < end && *p == '\r') {
+            while (p < end && *p == '\r') p++;
+            if (p < end && *p == '\n') p++;
+        } else if (p < end) {
+            p++;
+        }
+    }
+    PyMem_Free(scratch);
+    PyObject *count = PyLong_FromSsize_t(index);
+    PyObject *result = count ? PyTuple_New(3) : NULL;
+    if (result == NULL) { Py_DECREF(found); Py_XDECREF(count); return NULL; }
+    PyTuple_SET_ITEM(result, 0, found);
+    PyTuple_SET_ITEM(result, 1, count);
+    PyObject *seen = stamped ? Py_True : Py_False;
+    Py_INCREF(seen);
+    PyTuple_SET_ITEM(result, 2, seen);
+    return result;
+fail:
+    PyMem_Free(scratch);
+    Py_XDECREF(found);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"log_lines", (PyCFunction)(void (*)(void))log_lines, METH_FASTCALL, "The log lines of a region of complete console lines, and their number."},
+    {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL, "The lines of a block looked up in a classifier's line memory."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", "consolebot's capture hot path in C.", -1,
+                                    methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__fastpath(void) { return PyModule_Create(&module); }

@@ -1,0 +1,96 @@
+"""The optional C hot path (consolebot/_fastpath.c) gives byte for byte what the Python code it stands in for gives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+from consolebot.recognise import classifier as cmod
+from consolebot.session import transcript as tmod
+
+if os.environ.get("CI"):  # CI installs a C compiler and builds it: not built is a failure there
+    from consolebot import _fastpath as fast
+else:
+    fast = pytest.importorskip("consolebot._fastpath", reason="the C hot path was not built (no C compiler)")
+
+FIX = Path(__file__).parent / "fixtures" / "transcripts"
+CORPUS = b"".join(p.read_bytes() for p in sorted(FIX.glob("*.log")))
+
+# bytes that matter: line ends, escapes, a backslash, controls, UTF-8 (valid, cut short, overlong, a surrogate,
+# past U+10FFFF), printk timestamps (and near misses), plain text
+PIECES = [b"\r", b"\n", b"\r\n", b"\r\r\n", b"\\", b"\t", b"\x00", b"\x07", b"\x1b", b"\x7f", b"\x80", b"\xff",
+          "é".encode(), "€".encode(), "😀".encode(), b"\xe2\x82", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+          b"\xf0\x9f", b"[    1.234567]", b"[12.5]", b"[0.0]", b"[ 1.]", b"[.5]", b"[ 12a.3]", b"[", b"]", b"ok ",
+          b"Kernel panic - not syncing: ", b"login: "]
+blocks = st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=12)), max_size=40).map(b"".join)
+
+
+def lines_of(data: bytes) -> bytes:
+    """``data`` cut after its last line end (what the transcript and the classifier hand on)."""
+    return data[: max(data.rfind(b"\n"), data.rfind(b"\r")) + 1]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(blocks, st.sampled_from([b"2024-05-01T12:00:00.123Z | ", b"", b"H\\x "]))
+@example(b"a\r\r\r\nb\rc\n\n\r", b"H ")
+@example("naïve\x1b[0m\\ok\r\n".encode() + b"\xe2\x82\r\n", b"H ")
+def test_log_lines_is_the_python_code(data: bytes, head: bytes) -> None:
+    region = lines_of(data)
+    assume(region)  # (the transcript hands on at least one line)
+    assert fast.log_lines(region, head) == tmod.log_lines_py(region, head)
+
+
+def test_log_lines_on_the_real_transcripts() -> None:
+    for cut in (691, 5760):
+        for i in range(0, len(CORPUS), cut):
+            region = lines_of(CORPUS[i : i + cut])
+            if region:
+                assert fast.log_lines(region, b"T | ") == tmod.log_lines_py(region, b"T | ")
+
+
+def _memory(data: bytes) -> dict[bytes, object]:
+    """A line memory holding some of the lines of ``data`` (by their keys), some of them as no-hits."""
+    _found, _n, _stamped = cmod.lookup_py(data, {}, cmod._NOHIT, True)
+    memory: dict[bytes, object] = {}
+    for k, (_i, _raw, key, _entry) in enumerate(_found):
+        memory[key] = cmod._NOHIT if k % 3 == 0 else ("entry", k) if k % 3 == 1 else None
+    return memory
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(blocks, st.booleans())
+@example(b"[ 1.5] a\r\r[2.25] b [3.0]\n[0.0] c\n\n", True)
+def test_lookup_is_the_python_code(data: bytes, canon: bool) -> None:
+    block = lines_of(data)
+    memory = _memory(block)
+    got = fast.lookup(block, memory, cmod._NOHIT, canon)
+    want = cmod.lookup_py(block, memory, cmod._NOHIT, canon)
+    assert got == want
+    assert all(a[3] is b[3] for a, b in zip(got[0], want[0], strict=True))  # the very entries
+
+
+def test_lookup_on_the_real_transcripts() -> None:
+    memory = _memory(CORPUS)
+    for cut in (691, 5760):
+        for i in range(0, len(CORPUS), cut):
+            block = lines_of(CORPUS[i : i + cut])
+            assert fast.lookup(block, memory, cmod._NOHIT, True) == cmod.lookup_py(block, memory, cmod._NOHIT, True)
+
+
+def test_the_hot_path_in_use_is_the_c_one() -> None:
+    # built (the test above ran), the transcript and the classifier use it
+    assert tmod.log_lines is fast.log_lines
+    assert cmod.lookup is fast.lookup
+
+
+def test_bad_arguments_raise_type_errors_not_crashes() -> None:
+    with pytest.raises(TypeError):
+        fast.log_lines("text", b"")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.lookup(b"x\n", [], None, True)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.log_lines(b"x\n")  # type: ignore[call-arg]
