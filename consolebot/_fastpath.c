@@ -6,10 +6,12 @@
  *     it, or an LF, ends one) written as ``head`` + its text escaped (a backslash as two, a control byte but TAB
  *     as \xHH, a byte that is not part of valid UTF-8 as \xHH) + LF; and the number of lines.
  *
- * lookup(block, cache, nohit, canon) -> (list, int, bool)
+ * lookup(block, cache, nohit, canon[, line0, lead, skip_first]) -> (list, int, bool, list)
  *     classifier.lookup_py: the lines of ``block`` (ends as above), each looked up in ``cache`` by its key (its
  *     printk timestamps ``[ *\d+\.\d+\]`` replaced by ``[0.0]`` when ``canon``), and (index, line, key,
- *     entry or None) of each whose entry is not ``nohit``; the number of lines; whether a timestamp was seen.
+ *     entry or None) of each whose entry is not ``nohit``; the number of lines; whether a timestamp was seen;
+ *     with ``line0`` (not None), the hits of the remembered lines that hold their text or ``lead`` (but the
+ *     first line with ``skip_first``), which are then not in the first list.
  *
  * Optional: built when a C compiler and Python's headers are at hand (setup.py), else the Python code runs.
  */
@@ -138,15 +140,68 @@ static Py_ssize_t stamp_len(const unsigned char *p, const unsigned char *end) {
     return q + 1 - p;
 }
 
+/* a remembered line's events as hits, appended to ``hits``: (line number, each template's attributes, the
+ * line's leading timestamp as text or None); -1 on an error */
+static int add_hits(PyObject *hits, PyObject *templates, Py_ssize_t number, PyObject *raw, int lead) {
+    PyObject *stamp = Py_None;
+    Py_INCREF(stamp);
+    if (lead) {
+        const char *s = PyBytes_AS_STRING(raw);
+        const char *close = memchr(s, ']', PyBytes_GET_SIZE(raw));
+        Py_DECREF(stamp);
+        stamp = PyUnicode_DecodeASCII(s, close ? close + 1 - s : 0, "strict");
+        if (stamp == NULL) return -1;
+    }
+    PyObject *n = PyLong_FromSsize_t(number);
+    if (n == NULL) { Py_DECREF(stamp); return -1; }
+    int failed = 0;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(templates) && !failed; k++) {
+        PyObject *template = PyTuple_GET_ITEM(templates, k);
+        PyObject *t = PyTuple_New(3);
+        if (t == NULL || !PyTuple_Check(template) || PyTuple_GET_SIZE(template) != 3) {
+            if (t != NULL) PyErr_SetString(PyExc_TypeError, "a template is (column, kind, attributes)");
+            Py_XDECREF(t);
+            failed = 1;
+            break;
+        }
+        PyObject *attrs = PyTuple_GET_ITEM(template, 2);
+        Py_INCREF(n);
+        Py_INCREF(attrs);
+        Py_INCREF(stamp);
+        PyTuple_SET_ITEM(t, 0, n);
+        PyTuple_SET_ITEM(t, 1, attrs);
+        PyTuple_SET_ITEM(t, 2, stamp);
+        failed = PyList_Append(hits, t) < 0;
+        Py_DECREF(t);
+    }
+    Py_DECREF(n);
+    Py_DECREF(stamp);
+    return failed ? -1 : 0;
+}
+
 static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyDict_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "lookup(block: bytes, cache: dict, nohit, canon: bool)");
+    if ((nargs != 4 && nargs != 7) || !PyBytes_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "lookup(block: bytes, cache: dict, nohit, canon: bool[, line0: int | None, lead, skip_first])");
         return NULL;
     }
     PyObject *cache = args[1], *nohit = args[2];
     int canon = PyObject_IsTrue(args[3]);
     if (canon < 0) return NULL;
+    /* with line0: remembered lines (their text, or ``lead``: their one leading timestamp) come out as hits */
+    Py_ssize_t line0 = -1;
+    PyObject *lead = NULL;
+    int skip_first = 0;
+    if (nargs == 7 && args[4] != Py_None) {
+        line0 = PyLong_AsSsize_t(args[4]);
+        if (line0 == -1 && PyErr_Occurred()) return NULL;
+        lead = args[5];
+        skip_first = PyObject_IsTrue(args[6]);
+        if (skip_first < 0) return NULL;
+    }
+    PyObject *hits = PyList_New(0);
+    if (hits == NULL) return NULL;
     const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     const unsigned char *end = src + PyBytes_GET_SIZE(args[0]);
     PyObject *found = PyList_New(0);
@@ -191,7 +246,20 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (key == NULL) { Py_XDECREF(raw); goto fail; }
         PyObject *entry = PyDict_GetItemWithError(cache, key);  /* borrowed */
         if (entry == NULL && PyErr_Occurred()) { Py_DECREF(key); Py_XDECREF(raw); goto fail; }
-        if (entry != nohit) {
+        int remembered = 0;  /* 1: its events are hits; 2: it has none */
+        if (lead != NULL && entry != NULL && entry != nohit && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2
+                && PyTuple_Check(PyTuple_GET_ITEM(entry, 0))) {
+            PyObject *text = PyTuple_GET_ITEM(entry, 1);
+            if (PyTuple_GET_SIZE(PyTuple_GET_ITEM(entry, 0)) == 0) remembered = 2;
+            else if ((text == lead || PyUnicode_CheckExact(text)) && !(index == 0 && skip_first)) remembered = 1;
+        }
+        if (remembered == 1) {
+            if (raw == NULL) raw = PyBytes_FromStringAndSize((const char *)line, stop - line);
+            if (raw == NULL || add_hits(hits, PyTuple_GET_ITEM(entry, 0), line0 + index, raw,
+                                        PyTuple_GET_ITEM(entry, 1) == lead) < 0) {
+                Py_DECREF(key); Py_XDECREF(raw); goto fail;
+            }
+        } else if (entry != nohit && remembered == 0) {
             if (raw == NULL) raw = PyBytes_FromStringAndSize((const char *)line, stop - line);
             PyObject *i = raw ? PyLong_FromSsize_t(index) : NULL;
             PyObject *t = i ? PyTuple_New(4) : NULL;
@@ -222,17 +290,19 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyMem_Free(scratch);
     PyObject *count = PyLong_FromSsize_t(index);
-    PyObject *result = count ? PyTuple_New(3) : NULL;
-    if (result == NULL) { Py_DECREF(found); Py_XDECREF(count); return NULL; }
+    PyObject *result = count ? PyTuple_New(4) : NULL;
+    if (result == NULL) { Py_DECREF(found); Py_DECREF(hits); Py_XDECREF(count); return NULL; }
     PyTuple_SET_ITEM(result, 0, found);
     PyTuple_SET_ITEM(result, 1, count);
     PyObject *seen = stamped ? Py_True : Py_False;
     Py_INCREF(seen);
     PyTuple_SET_ITEM(result, 2, seen);
+    PyTuple_SET_ITEM(result, 3, hits);
     return result;
 fail:
     PyMem_Free(scratch);
     Py_XDECREF(found);
+    Py_DECREF(hits);
     return NULL;
 }
 

@@ -54,7 +54,7 @@ def test_log_lines_on_the_real_transcripts() -> None:
 
 def _memory(data: bytes) -> dict[bytes, object]:
     """A line memory holding some of the lines of ``data`` (by their keys), some of them as no-hits."""
-    _found, _n, _stamped = cmod.lookup_py(data, {}, cmod._NOHIT, True)
+    _found, _n, _stamped, _hits = cmod.lookup_py(data, {}, cmod._NOHIT, True)
     memory: dict[bytes, object] = {}
     for k, (_i, _raw, key, _entry) in enumerate(_found):
         memory[key] = cmod._NOHIT if k % 3 == 0 else ("entry", k) if k % 3 == 1 else None
@@ -71,6 +71,39 @@ def test_lookup_is_the_python_code(data: bytes, canon: bool) -> None:
     want = cmod.lookup_py(block, memory, cmod._NOHIT, canon)
     assert got == want
     assert all(a[3] is b[3] for a, b in zip(got[0], want[0], strict=True))  # the very entries
+
+
+def _remembered(data: bytes) -> dict[bytes, object]:
+    """A line memory as a classifier builds it, from the lines of ``data`` (a real classifier's, fed twice)."""
+    c = cmod.Classifier()
+    c.feed(data)
+    assert c._cache is not None
+    return c._cache  # type: ignore[return-value]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(CORPUS.splitlines(keepends=True)[:400]), max_size=60).map(b"".join),
+       st.integers(min_value=1, max_value=10**6), st.booleans())
+def test_lookup_with_hits_is_the_python_code(data: bytes, line0: int, skip_first: bool) -> None:
+    # remembered lines (their text, or only their leading timestamp) come out as hits, from C as from Python
+    block = lines_of(data)
+    memory = _remembered(CORPUS)
+    args = (block, memory, cmod._NOHIT, True, line0, cmod._LEAD, skip_first)
+    got, want = fast.lookup(*args), cmod.lookup_py(*args)  # type: ignore[arg-type]
+    assert got == want
+    assert all(a[1] is b[1] for a, b in zip(got[3], want[3], strict=True))  # the templates' very attributes
+
+
+def test_lookup_with_hits_on_the_real_transcripts() -> None:
+    memory = _remembered(CORPUS)
+    hits = 0
+    for i in range(0, len(CORPUS), 691):
+        block = lines_of(CORPUS[i : i + 691])
+        args = (block, memory, cmod._NOHIT, True, i, cmod._LEAD, False)
+        got = fast.lookup(*args)  # type: ignore[arg-type]
+        assert got == cmod.lookup_py(*args)  # type: ignore[arg-type]
+        hits += len(got[3])
+    assert hits > 100  # most of the 177 events of the transcripts (a line cut by a chunk start is not one)
 
 
 def test_lookup_on_the_real_transcripts() -> None:

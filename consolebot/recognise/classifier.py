@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 from consolebot.recognise.clean import clean_line, strip_escapes
@@ -62,6 +63,7 @@ _NOHIT: Entry = ((), "")
 _LEAD = "\x00one leading timestamp"  # told apart by identity
 _FAILED = _Slow(set())
 _SHARED: dict[tuple[object, ...], dict[bytes, Entry]] = {}
+_first = itemgetter(0)
 
 
 def _expand(out: list[Any], n: int, templates: tuple[Template, ...], text: str, jtext: str,
@@ -112,10 +114,13 @@ def hit_event(hit: Hit) -> Event:
 Found = list[tuple[int, bytes, bytes, "Entry | None"]]
 
 
-def lookup_py(block: bytes, cache: dict[bytes, Entry], nohit: Entry, canon: bool) -> tuple[Found, int, bool]:
+def lookup_py(block: bytes, cache: dict[bytes, Entry], nohit: Entry, canon: bool, line0: int | None = None,
+              lead: str = "", skip_first: bool = False) -> tuple[Found, int, bool, list[Hit]]:
     """Given complete lines (each ends with a CR run, with or without an LF after it, or an LF), look each up in
     ``cache`` by its key (its printk timestamps made ``[0.0]`` when ``canon``); return (index, line, key, entry or
-    None) of each whose entry is not ``nohit``, the number of lines, and whether a timestamp was seen.
+    None) of each whose entry is not ``nohit``, the number of lines, whether a timestamp was seen, and, given
+    ``line0`` (the first line's number), the hits of the remembered lines that hold their text or only a
+    leading timestamp (``lead``), but the first line with ``skip_first``: those are then not in the first list.
 
     ``consolebot._fastpath.lookup`` does the same in one C pass, when it was built.
     """
@@ -130,8 +135,21 @@ def lookup_py(block: bytes, cache: dict[bytes, Entry], nohit: Entry, canon: bool
         stamped = n_stamps > 0
         if stamped and canonical != block:
             keys = canonical.splitlines()
-    return ([(i, raws[i], keys[i], e) for i, e in enumerate(map(cache.get, keys)) if e is not nohit], len(raws),
-            stamped)
+    found = [(i, raws[i], keys[i], e) for i, e in enumerate(map(cache.get, keys)) if e is not nohit]
+    hits: list[Hit] = []
+    if line0 is not None:
+        rest = []
+        for one in found:
+            i, raw, _key, e = one
+            if type(e) is tuple and not e[0]:
+                continue  # remembered: no event
+            if type(e) is tuple and type(e[1]) is str and not (i == 0 and skip_first):
+                stamp = raw[: raw.find(b"]") + 1].decode("ascii") if e[1] is lead else None
+                hits += [(line0 + i, t[2], stamp) for t in e[0]]
+            else:
+                rest.append(one)
+        found = rest
+    return found, len(raws), stamped, hits
 
 
 try:
@@ -279,10 +297,27 @@ class Classifier:
             block = strip_escapes(block)
         line0 = self.line
         cache = self._cache
-        found, n_lines, stamped = lookup(block, {} if cache is None else cache, _NOHIT, self._canon)
         seen = self._seen_on_line
         now = self.clock() if self.clock else None
         unmade = hits and now is None  # a remembered line's events may be left unmade (they have no time to set)
+        found, n_lines, stamped, made = lookup(block, {} if cache is None else cache, _NOHIT, self._canon,
+                                               line0 if unmade else None, _LEAD, bool(seen))
+        if made and found:  # (lines new to the memory, or not as simple) their events, then all in line order
+            later: list[Hit] = []
+            self._found(found, line0, stamped, later, hits, unmade, now)
+            out += sorted(made + later, key=_first)  # (stable: a line's events keep their order)
+        elif made:
+            out += made
+        else:
+            self._found(found, line0, stamped, out, hits, unmade, now)
+        seen.clear()
+        self.line = line0 + n_lines
+
+    def _found(self, found: Found, line0: int, stamped: bool, out: list[Any], hits: bool, unmade: bool,
+               now: str | None) -> None:
+        """The events of the lines ``lookup`` found (``hits``: as hits, ``unmade``: may be left unmade)."""
+        cache = self._cache
+        seen = self._seen_on_line
         append = out.append
         for i, raw, key, entry in found:
             if entry is None or type(entry) is _Slow:
@@ -298,7 +333,7 @@ class Classifier:
                 else:
                     self._match_line(raw, False, out, hits, entry.literals or None)
                 continue
-            templates, text = entry
+            templates, text = entry  # type: ignore[misc]
             if not templates:
                 continue
             n = line0 + i
@@ -324,8 +359,6 @@ class Classifier:
                 if now is not None:
                     ev.__dict__["time"] = now
                 append((n, ev.__dict__, ev) if hits else ev)
-        seen.clear()
-        self.line = line0 + n_lines
 
     def _templates(self, found: Iterable[Match], benign: bool, text: str | None,
                    shifts: list[tuple[int, int]] | None, lead_tail: str | None = None) -> tuple[Template, ...]:

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from consolebot.recognise.classifier import hit_event
 from consolebot.recognise.events import SEVERITY_RANK, Event, Hit
 
 PHASES = ("unknown", "down", "firmware", "kernel", "init", "afs", "salvaging", "services", "login-ready", "panicked", "hung")
@@ -117,7 +116,7 @@ class Timeline:
 
     def feed_all(self, hits: Iterable[Hit]) -> None:
         """``feed`` each event (the phase changes are not returned), given as hits (``Classifier.feed_hits``,
-        ``events.as_hits``): an event that changes no phase costs little and is not made.
+        ``events.as_hits``): no event object is made, and one that changes no phase costs little.
         """
         boots = self.boots
         boot: Boot | None = None
@@ -125,19 +124,19 @@ class Timeline:
         worst = 0
         rank = SEVERITY_RANK
         for hit in hits:
+            attrs = hit[1]
+            k = attrs["kind"]
             if boot is None:
                 if not boots:
-                    self.feed(hit_event(hit))
+                    self._take(k, attrs["severity"], attrs["fields"], hit[0])
                     continue
                 boot = boots[-1]
                 counts = boot.counts
                 worst = rank[boot.worst_severity]
-            attrs = hit[1]
-            k = attrs["kind"]
             if k in _PHASE_KINDS:
                 if k == "service.ok" or k == "service.fail":  # the most frequent: a phase change only early on
                     if boot.phase in _SERVICE_PHASES:
-                        self.feed(hit_event(hit))
+                        self._take(k, attrs["severity"], attrs["fields"], hit[0])
                         boot = None
                         continue
                     if k == "service.fail":
@@ -145,7 +144,7 @@ class Timeline:
                         if svc and svc not in boot.failed_services:
                             boot.failed_services.append(svc)
                 elif not _counted_only(k, attrs["fields"], boot):
-                    self.feed(hit_event(hit))
+                    self._take(k, attrs["severity"], attrs["fields"], hit[0])
                     boot = None  # it may have started a boot or changed the worst severity
                     continue
             counts[k] = counts.get(k, 0) + 1
@@ -156,15 +155,18 @@ class Timeline:
 
     def feed(self, ev: Event) -> str | None:
         """Take one event; return the new phase when it changed."""
-        k = ev.kind
+        return self._take(ev.kind, ev.severity, ev.fields, ev.line)
+
+    def _take(self, k: str, severity: str, fields: dict[str, str], line: int) -> str | None:
+        """``feed`` an event of kind ``k`` on ``line``."""
         if k not in _PHASE_KINDS:
             # most events (service.ok, benign, prompts ...): counted and ranked, the phase stays
             boots = self.boots
-            boot = boots[-1] if boots else self._new_boot(ev.line)
+            boot = boots[-1] if boots else self._new_boot(line)
             counts = boot.counts
             counts[k] = counts.get(k, 0) + 1
-            if ev.severity != "info" and SEVERITY_RANK.get(ev.severity, 0) > SEVERITY_RANK[boot.worst_severity]:
-                boot.worst_severity = ev.severity
+            if severity != "info" and SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK[boot.worst_severity]:
+                boot.worst_severity = severity
             return None
         cur = self.current
         fresh = cur is not None and cur.phase == "unknown" and not cur.phases  # nothing seen yet: reuse it
@@ -173,50 +175,50 @@ class Timeline:
             if cur is None or self._restarting or cur.end_line is not None or (past_kernel and cur.phase != "kernel") or (
                 k == "boot.start" and past_kernel
             ):
-                cur = self._new_boot(ev.line)
+                cur = self._new_boot(line)
         elif k == "init.start" and (cur is None or self._restarting):
-            cur = self._new_boot(ev.line)
+            cur = self._new_boot(line)
         if cur is None:
-            cur = self._new_boot(ev.line)
+            cur = self._new_boot(line)
         cur.counts[k] = cur.counts.get(k, 0) + 1
-        if SEVERITY_RANK.get(ev.severity, 0) > SEVERITY_RANK[cur.worst_severity]:
-            cur.worst_severity = ev.severity
+        if SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK[cur.worst_severity]:
+            cur.worst_severity = severity
         changed: str | None = None
         if k in ("boot.firmware", "boot.loader"):
-            changed = self._set(cur, "firmware", ev.line)
+            changed = self._set(cur, "firmware", line)
         elif k == "boot.start":
-            cur.kernel = ev.fields.get("kernel", "")
-            changed = self._set(cur, "kernel", ev.line)
+            cur.kernel = fields.get("kernel", "")
+            changed = self._set(cur, "kernel", line)
         elif k == "init.start":
-            changed = self._set(cur, "init", ev.line)
+            changed = self._set(cur, "init", line)
         elif k == "afs.start" and cur.phase not in ("salvaging",):
-            changed = self._set(cur, "afs", ev.line)
+            changed = self._set(cur, "afs", line)
         elif k in ("afs.salvage.start", "afs.salvage.progress"):
             if cur.salvage != "done" or k == "afs.salvage.start":
                 cur.salvage = "running"
                 if cur.phase != "salvaging":
                     cur.before_salvage = cur.phase
-                changed = self._set(cur, "salvaging", ev.line)
+                changed = self._set(cur, "salvaging", line)
         elif k == "afs.salvage.done":
             cur.salvage = "done"
             if cur.phase == "salvaging":
                 back = cur.before_salvage if cur.before_salvage not in ("", "unknown") else "afs"
-                changed = self._set(cur, back, ev.line)
+                changed = self._set(cur, back, line)
         elif k in ("service.ok", "service.fail") and cur.phase in _SERVICE_PHASES:
-            changed = self._set(cur, "services", ev.line)
+            changed = self._set(cur, "services", line)
         elif k == "login.prompt" and cur.phase not in ("panicked",):
-            changed = self._set(cur, "login-ready", ev.line)
+            changed = self._set(cur, "login-ready", line)
         elif k == "kernel.panic":
-            changed = self._set(cur, "panicked", ev.line)
-        elif k == "kernel.restart" or (k == "sysrq.ack" and ev.fields.get("action", "").startswith(("Resetting", "Power Off"))):
-            cur.end_line = ev.line
-            cur.ended_by = ev.fields.get("action", k)
+            changed = self._set(cur, "panicked", line)
+        elif k == "kernel.restart" or (k == "sysrq.ack" and fields.get("action", "").startswith(("Resetting", "Power Off"))):
+            cur.end_line = line
+            cur.ended_by = fields.get("action", k)
             self._restarting = True
-            changed = self._set(cur, "down", ev.line)
+            changed = self._set(cur, "down", line)
         elif k == "console.silent" and cur.phase not in ("login-ready", "down"):
-            changed = self._set(cur, "hung", ev.line)
+            changed = self._set(cur, "hung", line)
         if k == "service.fail":
-            svc = ev.fields.get("service")
+            svc = fields.get("service")
             if svc and svc not in cur.failed_services:
                 cur.failed_services.append(svc)
         return changed
