@@ -156,6 +156,7 @@ try:
     from consolebot._fastpath import lookup
 except ImportError:  # not built (no C compiler at install): the same in Python
     lookup = lookup_py
+_HITS_IN_LOOKUP = lookup is not lookup_py  # in Python, the loop of ``_found`` makes the hits at less cost
 
 
 def literal_alternation(rules: Iterable[Rule]) -> re.Pattern[bytes]:
@@ -301,7 +302,7 @@ class Classifier:
         now = self.clock() if self.clock else None
         unmade = hits and now is None  # a remembered line's events may be left unmade (they have no time to set)
         found, n_lines, stamped, made = lookup(block, {} if cache is None else cache, _NOHIT, self._canon,
-                                               line0 if unmade else None, _LEAD, bool(seen))
+                                               line0 if unmade and _HITS_IN_LOOKUP else None, _LEAD, bool(seen))
         if made and found:  # (lines new to the memory, or not as simple) their events, then all in line order
             later: list[Hit] = []
             self._found(found, line0, stamped, later, hits, unmade, now)
