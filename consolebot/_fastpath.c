@@ -13,6 +13,10 @@
  *     with ``line0`` (not None), the hits of the remembered lines that hold their text or ``lead`` (but the
  *     first line with ``skip_first``), which are then not in the first list.
  *
+ * event_lines(hits, start) -> bytes | None
+ *     transcript.event_lines_py: the JSON line of each event, when every one is an unmade hit (its template's
+ *     JSON pieces, its line number, its leading timestamp); None when one is made (the Python code writes them).
+ *
  * Optional: built when a C compiler and Python's headers are at hand (setup.py), else the Python code runs.
  */
 #define PY_SSIZE_T_CLEAN
@@ -306,8 +310,81 @@ fail:
     return NULL;
 }
 
+/* a growing output buffer */
+typedef struct { char *buf; Py_ssize_t len, cap; } Out;
+
+static int out_add(Out *o, const char *s, Py_ssize_t n) {
+    if (o->len + n > o->cap) {
+        Py_ssize_t cap = (o->cap + n) * 2;
+        char *buf = PyMem_Realloc(o->buf, cap);
+        if (buf == NULL) { PyErr_NoMemory(); return -1; }
+        o->buf = buf;
+        o->cap = cap;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    return 0;
+}
+
+/* an ASCII str's text into ``o``: 1 done, 0 not an ASCII str (the caller gives up), -1 an error */
+static int out_ascii(Out *o, PyObject *text) {
+    if (text == NULL || !PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text)) return 0;
+    return out_add(o, (const char *)PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text)) < 0 ? -1 : 1;
+}
+
+static PyObject *K_JPRE, *K_JPOST, *K_JTAIL, *K_JSON_TAIL;
+
+static PyObject *event_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "event_lines(hits: list, start: str)");
+        return NULL;
+    }
+    PyObject *hits = args[0], *start = args[1];
+    Out o = {NULL, 0, 0};
+    char number[32];
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(hits); k++) {
+        PyObject *hit = PyList_GET_ITEM(hits, k);
+        if (!PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 3) goto give_up;
+        PyObject *n = PyTuple_GET_ITEM(hit, 0), *attrs = PyTuple_GET_ITEM(hit, 1), *made = PyTuple_GET_ITEM(hit, 2);
+        if (!PyLong_CheckExact(n) || !PyDict_CheckExact(attrs) || (made != Py_None && !PyUnicode_CheckExact(made)))
+            goto give_up;  /* a made event: the Python code writes it */
+        long line = PyLong_AsLong(n);
+        if (line == -1 && PyErr_Occurred()) goto fail;
+        int r = out_ascii(&o, start);
+        if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JPRE));
+        if (r == 1) {
+            int len = snprintf(number, sizeof number, "%ld, ", line);
+            r = out_add(&o, number, len) < 0 ? -1 : 1;
+        }
+        if (made == Py_None) {
+            if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JPOST));
+        } else {
+            if (r == 1) r = out_add(&o, "\"text\": \"", 9) < 0 ? -1 : 1;
+            if (r == 1) r = out_ascii(&o, made);
+            if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JTAIL));
+            if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JSON_TAIL));
+        }
+        if (r == 1) r = out_add(&o, "\n", 1) < 0 ? -1 : 1;
+        if (r < 0 || PyErr_Occurred()) goto fail;
+        if (r == 0) goto give_up;
+    }
+    PyObject *result = PyBytes_FromStringAndSize(o.buf ? o.buf : "", o.len);
+    PyMem_Free(o.buf);
+    return result;
+give_up:
+    PyMem_Free(o.buf);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+fail:
+    PyMem_Free(o.buf);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"log_lines", (PyCFunction)(void (*)(void))log_lines, METH_FASTCALL, "The log lines of a region of complete console lines, and their number."},
+    {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_FASTCALL,
+     "The JSON lines of a read's events, all unmade hits, or None."},
     {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL, "The lines of a block looked up in a classifier's line memory."},
     {NULL, NULL, 0, NULL},
 };
@@ -315,4 +392,11 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", "consolebot's capture hot path in C.", -1,
                                     methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__fastpath(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fastpath(void) {
+    K_JPRE = PyUnicode_InternFromString("_jpre");
+    K_JPOST = PyUnicode_InternFromString("_jpost");
+    K_JTAIL = PyUnicode_InternFromString("_jtail");
+    K_JSON_TAIL = PyUnicode_InternFromString("json_tail");
+    if (K_JPRE == NULL || K_JPOST == NULL || K_JTAIL == NULL || K_JSON_TAIL == NULL) return NULL;
+    return PyModule_Create(&module);
+}

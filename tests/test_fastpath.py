@@ -106,6 +106,28 @@ def test_lookup_with_hits_on_the_real_transcripts() -> None:
     assert hits > 100  # most of the 177 events of the transcripts (a line cut by a chunk start is not one)
 
 
+def test_event_lines_are_the_python_code() -> None:
+    # a warm memory: every event of the transcripts is an unmade hit, written by C as by Python
+    from consolebot.recognise.events import Event, as_hits
+
+    _remembered(CORPUS)
+    c = cmod.Classifier()
+    start = '{"t": "2024-05-01T12:00:00.123Z", "type": "event", '
+    written = 0
+    for i in range(0, len(CORPUS), 691):
+        hits = c.feed_hits(CORPUS[i : i + 691])
+        unmade = [h for h in hits if not isinstance(h[2], Event)]
+        assert fast.event_lines(unmade, start) == tmod.event_lines_py(unmade, start)
+        written += len(unmade)
+        if len(hits) > len(unmade):  # a made event among them: C leaves the lot to Python
+            assert fast.event_lines(hits, start) is None
+    assert written > 100
+    assert fast.event_lines([], start) == b""
+    made = as_hits(cmod.classify_all(CORPUS)[:3])
+    assert fast.event_lines(made, start) is None
+    assert fast.event_lines([*c.feed_hits(CORPUS[:2000]), *made], start) is None
+
+
 def test_lookup_on_the_real_transcripts() -> None:
     memory = _memory(CORPUS)
     for cut in (691, 5760):
@@ -117,6 +139,7 @@ def test_lookup_on_the_real_transcripts() -> None:
 def test_the_hot_path_in_use_is_the_c_one() -> None:
     # built (the test above ran), the transcript and the classifier use it
     assert tmod.log_lines is fast.log_lines
+    assert tmod.event_lines is fast.event_lines
     assert cmod.lookup is fast.lookup
 
 
@@ -127,3 +150,6 @@ def test_bad_arguments_raise_type_errors_not_crashes() -> None:
         fast.lookup(b"x\n", [], None, True)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         fast.log_lines(b"x\n")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        fast.event_lines((), "")  # type: ignore[arg-type]
+    assert fast.event_lines([(1, {"_jpre": "x"}, None)], "s") is None  # no ``_jpost``: left to Python (it raises)

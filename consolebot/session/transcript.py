@@ -171,6 +171,45 @@ except ImportError:  # not built (no C compiler at install): the same in Python
     log_lines = log_lines_py
 
 
+def event_lines_py(hits: Iterable[Hit], start: str) -> bytes:
+    """Given events as hits and the start of their JSON lines (``{"t": ..., "type": "event", ``), return their
+    JSON lines (as ``Transcript.record("event", **ev.to_json())`` writes them) without the time written.
+
+    ``consolebot._fastpath.event_lines`` does the same in C when every hit is unmade (else it gives None).
+    """
+    lines = []
+    for n, attrs, made in hits:
+        if made is None:  # the template holds the line's text
+            lines.append(f'{start}{attrs["_jpre"]}{n:d}, {attrs["_jpost"]}')
+            continue
+        if type(made) is str:  # the line's one leading timestamp, then the rest as remembered (no escaping needed)
+            lines.append(f'{start}{attrs["_jpre"]}{n:d}, "text": "{made}{attrs["_jtail"]}{attrs["json_tail"]}')
+            continue
+        ev: Event = made  # type: ignore[assignment]
+        when = f'"time": {_JSTR(ev.time)}, ' if ev.time is not None else ""
+        post = attrs.get("_jpost")  # the classifier's, made once per remembered line (see ``json_parts``)
+        if post is not None:
+            lines.append(f'{start}{attrs["_jpre"]}{n:d}, {when}{post}')
+            continue
+        tail = ev.json_tail or json_tail(ev.fields, ev.rule)
+        lines.append(f'{start}"kind": {_JSTR(ev.kind)}, "severity": {_JSTR(ev.severity)}, '
+                     f'"line": {n:d}, {when}"text": {_JSTR(ev.text)}, {tail}')
+    if not lines:
+        return b""
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
+def _no_event_lines(hits: list[Hit], start: str) -> bytes | None:
+    return None
+
+
+try:
+    from consolebot._fastpath import event_lines
+except ImportError:  # not built: the Python code writes every event
+    event_lines = _no_event_lines
+
+
 _EVENT_START: tuple[str, str] = ("", "")  # (utc_iso, the start of an event's JSON line made of it)
 _JSON = json.JSONEncoder(default=str).encode  # what json.dumps(obj, default=str) gives, without a new encoder each time
 _JSTR = json.encoder.encode_basestring_ascii
@@ -400,7 +439,7 @@ class Transcript:
         if self.buffered:
             self.flush()  # acts and notes (gaps, reconnects) are rare and worth having on disk at once
 
-    def record_events(self, hits: Iterable[Hit]) -> None:
+    def record_events(self, hits: list[Hit]) -> None:
         """Write one JSON line per event (as ``record("event", **ev.to_json())`` would), in one ``write(2)``.
 
         The events come as hits (``Classifier.feed_hits``, ``events.as_hits``); an unmade one is written from the
@@ -413,29 +452,11 @@ class Transcript:
         if _EVENT_START[0] is not iso:
             _EVENT_START = (iso, f'{{"t": {_JSTR(iso)}, "type": "event", ')
         start = _EVENT_START[1]
-        lines = []
-        for n, attrs, made in hits:
-            if made is None:  # the template holds the line's text
-                lines.append(f'{start}{attrs["_jpre"]}{n:d}, {attrs["_jpost"]}')
-                continue
-            if type(made) is str:  # the line's one leading timestamp, then the rest as remembered (no escaping needed)
-                lines.append(f'{start}{attrs["_jpre"]}{n:d}, "text": "{made}{attrs["_jtail"]}{attrs["json_tail"]}')
-                continue
-            ev: Event = made  # type: ignore[assignment]
-            when = f'"time": {_JSTR(ev.time)}, ' if ev.time is not None else ""
-            post = attrs.get("_jpost")  # the classifier's, made once per remembered line (see ``json_parts``)
-            if post is not None:
-                lines.append(f'{start}{attrs["_jpre"]}{n:d}, {when}{post}')
-                continue
-            tail = ev.json_tail or json_tail(ev.fields, ev.rule)
-            lines.append(f'{start}"kind": {_JSTR(ev.kind)}, "severity": {_JSTR(ev.severity)}, '
-                         f'"line": {n:d}, {when}"text": {_JSTR(ev.text)}, {tail}')
-        if not lines:
-            return
-        if self.redactor.active:
-            lines = [self.redactor.redact_text(line) for line in lines]
-        lines.append("")
-        self._jsonl.write("\n".join(lines).encode())
+        text = event_lines(hits, start)
+        if text is None:
+            text = event_lines_py(hits, start)
+        if text:
+            self._jsonl.write(self.redactor.redact_bytes(text) if self.redactor.active else text)
 
     def tx(self, data: bytes) -> None:
         self.record("tx", text=data.decode("utf-8", "backslashreplace"), bytes=len(data))
