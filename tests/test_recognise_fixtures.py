@@ -91,3 +91,22 @@ def test_timeline_feed_all_is_feed_one_by_one() -> None:
     assert len(one.boots) > 3
     assert batched.summary() == one.summary()
     assert unmade.summary() == one.summary()
+
+
+def test_a_timeline_keeps_a_bounded_number_of_boots() -> None:
+    # a capture runs for months: a machine rebooting every few minutes must not grow its memory for ever
+    from consolebot.recognise.events import Event
+    from consolebot.recognise.timeline import Timeline
+
+    tl = Timeline(max_boots=5)
+    line = 0
+    for i in range(12):
+        for kind, sev in (("boot.start", "notice"), ("kernel.panic" if i == 1 else "login.prompt", "critical" if i == 1 else "notice"),
+                          ("kernel.restart", "notice")):
+            line += 1
+            tl.feed(Event(kind, sev, line, kind))
+    summary = tl.summary()
+    assert len(tl.boots) == 5 and [b["index"] for b in summary["boots"]] == [8, 9, 10, 11, 12]
+    assert summary["boots_dropped"] == 7
+    assert summary["worst_severity"] == "critical"  # the panic of boot 2, dropped, still counts
+    assert "boots_dropped" not in Timeline().summary()

@@ -59,7 +59,8 @@ _PHASE_KINDS = frozenset({
 })
 
 
-_SERVICE_PHASES = ("init", "afs", "kernel")  # the phases a service line moves on to "services"
+_SERVICE_PHASES = ("init", "afs", "kernel")
+MAX_BOOTS = 100  # the boots a timeline keeps (the older ones are counted, not kept)  # the phases a service line moves on to "services"
 
 
 def _counted_only(k: str, fields: dict[str, str], boot: Boot) -> bool:
@@ -85,8 +86,11 @@ def _counted_only(k: str, fields: dict[str, str], boot: Boot) -> bool:
 class Timeline:
     """Given events in order, keep the boots and the current phase."""
 
-    def __init__(self) -> None:
-        self.boots: list[Boot] = []
+    def __init__(self, max_boots: int = MAX_BOOTS) -> None:
+        self.boots: list[Boot] = []  # the last ``max_boots`` (a capture runs for months: its memory is bounded)
+        self.max_boots = max_boots
+        self.boots_dropped = 0  # the older boots no longer kept
+        self._worst_dropped = "info"  # the worst severity among them
         self._restarting = False
 
     @property
@@ -102,8 +106,15 @@ class Timeline:
         if cur is not None and cur.end_line is None:
             cur.end_line = line - 1
             cur.ended_by = cur.ended_by or "a new boot"
-        boot = Boot(len(self.boots) + 1, line)
+        boot = Boot(self.boots_dropped + len(self.boots) + 1, line)
         self.boots.append(boot)
+        if len(self.boots) > self.max_boots:
+            drop = len(self.boots) - self.max_boots
+            for old in self.boots[:drop]:
+                if SEVERITY_RANK[old.worst_severity] > SEVERITY_RANK[self._worst_dropped]:
+                    self._worst_dropped = old.worst_severity
+            del self.boots[:drop]
+            self.boots_dropped += drop
         self._restarting = False
         return boot
 
@@ -224,8 +235,11 @@ class Timeline:
         return changed
 
     def summary(self) -> dict[str, Any]:
-        worst = "info"
+        worst = self._worst_dropped
         for b in self.boots:
             if SEVERITY_RANK[b.worst_severity] > SEVERITY_RANK[worst]:
                 worst = b.worst_severity
-        return {"boots": [b.to_json() for b in self.boots], "worst_severity": worst, "phase": self.phase}
+        out: dict[str, Any] = {"boots": [b.to_json() for b in self.boots], "worst_severity": worst, "phase": self.phase}
+        if self.boots_dropped:
+            out["boots_dropped"] = self.boots_dropped  # the boots before these (their worst severity is counted)
+        return out
