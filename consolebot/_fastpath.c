@@ -13,6 +13,9 @@
  *     with ``line0`` (not None), the hits of the remembered lines that hold their text or ``lead`` (but the
  *     first line with ``skip_first``), which are then not in the first list.
  *
+ * strip_escapes(data) -> bytes
+ *     clean.strip_escapes_py: ``data`` without the escape sequences that clean._ANSI matches.
+ *
  * event_lines(hits, start) -> bytes | None
  *     transcript.event_lines_py: the JSON line of each event, when every one is an unmade hit (its template's
  *     JSON pieces, its line number, its leading timestamp); None when one is made (the Python code writes them).
@@ -23,6 +26,9 @@
 #include <Python.h>
 
 static const char HEX[] = "0123456789abcdef";
+static unsigned char LINE_END[256];  /* CR, LF */
+static unsigned char WIDTH[256];  /* the most a byte takes in the log (255: a line end, which may start a line) */
+static unsigned char SPECIAL[256];  /* what the log does not copy as it is: line ends, a backslash, controls but TAB, DEL, not ASCII */
 
 /* the length of the valid UTF-8 sequence starting at p (its lead byte >= 0x80), or 0 when it is not one
  * (the sequences Python's UTF-8 decoder accepts: no overlong forms, no surrogates, nothing past U+10FFFF) */
@@ -47,14 +53,6 @@ static Py_ssize_t utf8_len(const unsigned char *p, const unsigned char *end) {
     return 0;
 }
 
-/* the escaped form of one byte that is not a line end: how many bytes it takes (1, 2 or 4) */
-static inline int esc_width(unsigned char c) {
-    if (c == '\\') return 2;
-    if (c < 0x20 && c != '\t') return 4;
-    if (c == 0x7F) return 4;
-    return 1;
-}
-
 static PyObject *log_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
@@ -65,41 +63,25 @@ static PyObject *log_lines(PyObject *self, PyObject *const *args, Py_ssize_t nar
     const unsigned char *end = src + PyBytes_GET_SIZE(args[0]);
     const char *head = PyBytes_AS_STRING(args[1]);
     Py_ssize_t hlen = PyBytes_GET_SIZE(args[1]);
-    /* first pass: the exact length */
-    Py_ssize_t size = 0, lines = 0;
-    int at_start = 1;  /* at the start of a line: its head is due */
+    /* an upper bound of the length: each line end may start a line (a head), each byte may be escaped */
+    Py_ssize_t size = hlen + 1, lines = 0;
     const unsigned char *p = src;
-    while (p < end) {
-        unsigned char c = *p;
-        if (c == '\n' || c == '\r') {
-            if (at_start) size += hlen;
-            if (c == '\r') {
-                while (p < end && *p == '\r') p++;
-                if (p < end && *p == '\n') p++;
-            } else {
-                p++;
-            }
-            size += 1;
-            lines++;
-            at_start = 1;
-            continue;
-        }
-        if (at_start) { size += hlen; at_start = 0; }
-        if (c < 0x80) { size += esc_width(c); p++; continue; }
-        Py_ssize_t n = utf8_len(p, end);
-        if (n) { size += n; p += n; } else { size += 4; p++; }
-    }
-    if (!at_start) size += 1;  /* a last line without its end (not expected): ended here */
+    for (; p < end; p++) size += WIDTH[*p] == 255 ? hlen + 1 : WIDTH[*p];
     PyObject *out = PyBytes_FromStringAndSize(NULL, size);
     if (out == NULL) return NULL;
     char *o = PyBytes_AS_STRING(out);
-    /* second pass: the text */
-    at_start = 1;
+    int at_start = 1;  /* at the start of a line: its head is due */
     p = src;
     while (p < end) {
+        if (at_start) { memcpy(o, head, hlen); o += hlen; at_start = 0; }
+        const unsigned char *q = p;
+        while (q < end && !SPECIAL[*q]) q++;  /* a run of bytes written as they are */
+        memcpy(o, p, q - p);
+        o += q - p;
+        p = q;
+        if (p == end) break;
         unsigned char c = *p;
         if (c == '\n' || c == '\r') {
-            if (at_start) { memcpy(o, head, hlen); o += hlen; }
             if (c == '\r') {
                 while (p < end && *p == '\r') p++;
                 if (p < end && *p == '\n') p++;
@@ -107,12 +89,10 @@ static PyObject *log_lines(PyObject *self, PyObject *const *args, Py_ssize_t nar
                 p++;
             }
             *o++ = '\n';
+            lines++;
             at_start = 1;
             continue;
         }
-        if (at_start) { memcpy(o, head, hlen); o += hlen; at_start = 0; }
-        if (c >= 0x20 && c < 0x7F && c != '\\') { *o++ = (char)c; p++; continue; }
-        if (c == '\t') { *o++ = '\t'; p++; continue; }
         if (c == '\\') { *o++ = '\\'; *o++ = '\\'; p++; continue; }
         if (c >= 0x80) {
             Py_ssize_t n = utf8_len(p, end);
@@ -121,7 +101,8 @@ static PyObject *log_lines(PyObject *self, PyObject *const *args, Py_ssize_t nar
         *o++ = '\\'; *o++ = 'x'; *o++ = HEX[c >> 4]; *o++ = HEX[c & 15];
         p++;
     }
-    if (!at_start) *o++ = '\n';
+    if (!at_start) *o++ = '\n';  /* a last line without its end (not expected): ended here */
+    if (_PyBytes_Resize(&out, o - PyBytes_AS_STRING(out)) < 0) return NULL;
     PyObject *count = PyLong_FromSsize_t(lines);
     PyObject *result = count ? PyTuple_New(2) : NULL;
     if (result == NULL) { Py_DECREF(out); Py_XDECREF(count); return NULL; }
@@ -218,25 +199,28 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     while (p < end) {
         const unsigned char *line = p;
         const unsigned char *stop = p;
-        while (stop < end && *stop != '\n' && *stop != '\r') stop++;
+        while (stop < end && !LINE_END[*stop]) stop++;
         /* the line's key */
         Py_ssize_t klen = 0;
         int differs = 0;
-        if (canon) {
-            const unsigned char *q = line;
-            while (q < stop) {
-                if (*q == '[') {
-                    Py_ssize_t n = stamp_len(q, stop);
-                    if (n) {
-                        memcpy(scratch + klen, "[0.0]", 5);
-                        klen += 5;
-                        q += n;
-                        stamped = 1;
-                        if (n != 5 || memcmp(q - n, "[0.0]", 5) != 0) differs = 1;
-                        continue;
-                    }
-                }
-                scratch[klen++] = (char)*q++;
+        if (canon) {  /* (the key is made only when the line holds a timestamp that is not ``[0.0]``) */
+            const unsigned char *q = line, *copied = line;
+            while (q < stop && (q = memchr(q, '[', stop - q)) != NULL) {
+                Py_ssize_t n = stamp_len(q, stop);
+                if (n == 0) { q++; continue; }
+                stamped = 1;
+                if (n == 5 && memcmp(q, "[0.0]", 5) == 0) { q += 5; continue; }
+                if (!differs) { klen = 0; copied = line; differs = 1; }
+                memcpy(scratch + klen, copied, q - copied);
+                klen += q - copied;
+                memcpy(scratch + klen, "[0.0]", 5);
+                klen += 5;
+                q += n;
+                copied = q;
+            }
+            if (differs) {
+                memcpy(scratch + klen, copied, stop - copied);
+                klen += stop - copied;
             }
         }
         PyObject *raw = NULL, *key;
@@ -308,6 +292,72 @@ fail:
     Py_XDECREF(found);
     Py_DECREF(hits);
     return NULL;
+}
+
+/* the length of the escape sequence starting at p (an ESC), as clean._ANSI matches it there, or 0 */
+static Py_ssize_t escape_len(const unsigned char *p, const unsigned char *end) {
+    Py_ssize_t left = end - p;
+    if (left >= 2) {
+        unsigned char c = p[1];
+        const unsigned char *q = p + 2;
+        if (c == '[') {  /* CSI: parameters, intermediates, a final byte */
+            while (q < end && *q >= 0x30 && *q <= 0x3F) q++;
+            while (q < end && *q >= 0x20 && *q <= 0x2F) q++;
+            return (q < end && *q >= 0x40 && *q <= 0x7E) ? q + 1 - p : 0;
+        }
+        if (c == ']') {  /* OSC, ended by BEL or ST (ESC \), or not */
+            while (q < end && *q != 0x07 && *q != 0x1B && *q != '\r' && *q != '\n') q++;
+            if (q < end && *q == 0x07) q++;
+            else if (q + 1 < end && q[0] == 0x1B && q[1] == '\\') q += 2;
+            return q - p;
+        }
+        if (c == 'P' || c == 'X' || c == '^' || c == '_') {  /* DCS, SOS, PM, APC, ended by ST or not */
+            while (q < end && *q != 0x1B && *q != '\r' && *q != '\n') q++;
+            if (q + 1 < end && q[0] == 0x1B && q[1] == '\\') q += 2;
+            return q - p;
+        }
+        if (c == '(' || c == ')') {  /* a character set */
+            if (left >= 3) {
+                unsigned char d = p[2];
+                if ((d >= '0' && d <= '9') || (d >= 'A' && d <= 'Z') || (d >= 'a' && d <= 'z')) return 3;
+            }
+            return 0;
+        }
+        if ((c >= '@' && c <= 'Z') || (c >= 0x5C && c <= 0x5F) || (c >= '0' && c <= '9') || c == '=' || c == '<'
+                || c == '>')
+            return 2;  /* two bytes: ESC 7, ESC 8, ESC =, ESC c ... */
+    }
+    /* an ESC at the very end (or before a last LF: ``$``) */
+    return (left == 1 || (left == 2 && p[1] == '\n')) ? 1 : 0;
+}
+
+static PyObject *strip_escapes(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "strip_escapes(data: bytes)");
+        return NULL;
+    }
+    const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t len = PyBytes_GET_SIZE(arg);
+    const unsigned char *end = src + len, *p = memchr(src, 0x1B, len);
+    if (p == NULL) {
+        Py_INCREF(arg);
+        return arg;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, len);
+    if (out == NULL) return NULL;
+    char *o = PyBytes_AS_STRING(out);
+    memcpy(o, src, p - src);
+    o += p - src;
+    while (p < end) {
+        if (*p == 0x1B) {
+            Py_ssize_t n = escape_len(p, end);
+            if (n) { p += n; continue; }
+        }
+        *o++ = (char)*p++;
+    }
+    if (_PyBytes_Resize(&out, o - PyBytes_AS_STRING(out)) < 0) return NULL;
+    return out;
 }
 
 /* a growing output buffer */
@@ -385,6 +435,7 @@ static PyMethodDef methods[] = {
     {"log_lines", (PyCFunction)(void (*)(void))log_lines, METH_FASTCALL, "The log lines of a region of complete console lines, and their number."},
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_FASTCALL,
      "The JSON lines of a read's events, all unmade hits, or None."},
+    {"strip_escapes", strip_escapes, METH_O, "The bytes without their ANSI escape sequences (clean.strip_escapes)."},
     {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL, "The lines of a block looked up in a classifier's line memory."},
     {NULL, NULL, 0, NULL},
 };
@@ -393,6 +444,11 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", "console
                                     methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__fastpath(void) {
+    for (int c = 0; c < 256; c++) {
+        LINE_END[c] = c == '\r' || c == '\n';
+        SPECIAL[c] = !((c >= 0x20 && c < 0x7F && c != '\\') || c == '\t');
+        WIDTH[c] = LINE_END[c] ? 255 : c == '\\' ? 2 : SPECIAL[c] ? 4 : 1;
+    }
     K_JPRE = PyUnicode_InternFromString("_jpre");
     K_JPOST = PyUnicode_InternFromString("_jpost");
     K_JTAIL = PyUnicode_InternFromString("_jtail");

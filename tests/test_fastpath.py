@@ -128,6 +128,22 @@ def test_event_lines_are_the_python_code() -> None:
     assert fast.event_lines([*c.feed_hits(CORPUS[:2000]), *made], start) is None
 
 
+ESCAPY = [b"\x1b", b"[", b"]", b"(", b")", b"\\", b"\x07", b"P", b"X", b"^", b"_", b"0", b"9", b";", b"?", b" ", b"/",
+          b"@", b"~", b"m", b"=", b"<", b">", b"c", b"\r", b"\n", b"a", b"\x7f", b"\xff", b"!", b"$"]
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(ESCAPY), st.binary(max_size=3)), max_size=30).map(b"".join))
+@example(b"a\x1b")
+@example(b"a\x1b\n")
+@example(b"\x1b\n\n")
+@example(b"\x1b]0;title\x07x\x1b]2;t\x1b\\y\x1bPq\x1b\\z\x1b(B\x1b7\x1b[1;31mred\x1b[0m\x1b[?2004h\x1b[200~")
+def test_strip_escapes_is_the_regex(data: bytes) -> None:
+    from consolebot.recognise import clean
+
+    assert fast.strip_escapes(data) == clean.strip_escapes_py(data)
+
+
 def test_lookup_on_the_real_transcripts() -> None:
     memory = _memory(CORPUS)
     for cut in (691, 5760):
@@ -140,6 +156,9 @@ def test_the_hot_path_in_use_is_the_c_one() -> None:
     # built (the test above ran), the transcript and the classifier use it
     assert tmod.log_lines is fast.log_lines
     assert tmod.event_lines is fast.event_lines
+    from consolebot.recognise import clean
+
+    assert clean.strip_escapes is fast.strip_escapes
     assert cmod.lookup is fast.lookup
 
 
@@ -152,4 +171,6 @@ def test_bad_arguments_raise_type_errors_not_crashes() -> None:
         fast.log_lines(b"x\n")  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         fast.event_lines((), "")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.strip_escapes("text")  # type: ignore[arg-type]
     assert fast.event_lines([(1, {"_jpre": "x"}, None)], "s") is None  # no ``_jpost``: left to Python (it raises)

@@ -17,9 +17,18 @@ _ANSI = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def strip_escapes(raw: bytes) -> bytes:
-    """Remove ANSI/VT100 escape sequences (line ends stay where they are)."""
+def strip_escapes_py(raw: bytes, /) -> bytes:
+    """Remove ANSI/VT100 escape sequences (line ends stay where they are).
+
+    ``consolebot._fastpath.strip_escapes`` does the same in one C pass, when it was built.
+    """
     return _ANSI.sub(b"", raw) if b"\x1b" in raw else raw
+
+
+try:
+    from consolebot._fastpath import strip_escapes
+except ImportError:  # not built: the regex
+    strip_escapes = strip_escapes_py
 
 
 def clean_line(raw: bytes) -> str:
