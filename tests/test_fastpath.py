@@ -174,3 +174,37 @@ def test_bad_arguments_raise_type_errors_not_crashes() -> None:
     with pytest.raises(TypeError):
         fast.strip_escapes("text")  # type: ignore[arg-type]
     assert fast.event_lines([(1, {"_jpre": "x"}, None)], "s") is None  # no ``_jpost``: left to Python (it raises)
+
+
+def _capture_path(folder: Path, name: str) -> tuple[list[dict[str, object]], bytes, list[str]]:
+    """The transcript and the classifier as a capture drives them, over the real transcripts in reads of 691
+    bytes: the events made, the log, the JSON lines without their time."""
+    from consolebot.recognise.classifier import Classifier, hit_event
+    from consolebot.secrets.redact import Redactor
+
+    tr = tmod.Transcript(folder, name, Redactor(), buffered=True)
+    c = Classifier()
+    events: list[dict[str, object]] = []
+    for i in range(0, len(CORPUS), 691):
+        hits = c.feed_hits(tr.rx(CORPUS[i : i + 691], now=1_700_000_000.0))
+        tr.record_events(hits)
+        events += [hit_event(h).__dict__ for h in hits]
+    tr.close()
+    jsonl = [line.split(", ", 1)[1] for line in (folder / f"{name}.jsonl").read_text().splitlines()]
+    return events, (folder / f"{name}.log").read_bytes(), jsonl
+
+
+def test_the_python_path_gives_what_the_c_path_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # without a C compiler consolebot runs the Python code: the same events, log and JSON lines
+    from consolebot.recognise import clean
+
+    cmod.classify_all(CORPUS)  # the line memory holds every line: both runs find them remembered
+    with_c = _capture_path(tmp_path, "c")
+    monkeypatch.setattr(tmod, "log_lines", tmod.log_lines_py)
+    monkeypatch.setattr(tmod, "event_lines", lambda hits, start: None)
+    monkeypatch.setattr(cmod, "lookup", cmod.lookup_py)
+    monkeypatch.setattr(cmod, "_HITS_IN_LOOKUP", False)
+    monkeypatch.setattr(cmod, "strip_escapes", clean.strip_escapes_py)
+    in_python = _capture_path(tmp_path, "py")
+    assert with_c[0] and with_c[1] and with_c[2]
+    assert in_python == with_c
