@@ -19,9 +19,9 @@
  * strip_escapes(data) -> bytes
  *     clean.strip_escapes_py: ``data`` without the escape sequences that clean._ANSI matches.
  *
- * event_lines(hits, start) -> bytes | None
- *     transcript.event_lines_py: the JSON line of each event, when every one is an unmade hit (its template's
- *     JSON pieces, its line number, its leading timestamp); None when one is made (the Python code writes them).
+ * event_lines(hits, start, line) -> bytes
+ *     transcript.event_lines_py: the JSON line of each event: an unmade hit's from its template's JSON pieces,
+ *     its line number and its leading timestamp; any other's from ``line(hit, start)`` (transcript.event_line).
  *
  * Optional: built when a C compiler and Python's headers are at hand (setup.py), else the Python code runs.
  */
@@ -389,46 +389,60 @@ static PyObject *K_JPRE, *K_JPOST, *K_JTAIL, *K_JSON_TAIL;
 
 static PyObject *event_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "event_lines(hits: list, start: str)");
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1]) || !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "event_lines(hits: list, start: str, line: callable)");
         return NULL;
     }
-    PyObject *hits = args[0], *start = args[1];
+    PyObject *hits = args[0], *start = args[1], *line_of = args[2];
     Out o = {NULL, 0, 0};
     char number[32];
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(hits); k++) {
         PyObject *hit = PyList_GET_ITEM(hits, k);
-        if (!PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 3) goto give_up;
-        PyObject *n = PyTuple_GET_ITEM(hit, 0), *attrs = PyTuple_GET_ITEM(hit, 1), *made = PyTuple_GET_ITEM(hit, 2);
-        if (!PyLong_CheckExact(n) || !PyDict_CheckExact(attrs) || (made != Py_None && !PyUnicode_CheckExact(made)))
-            goto give_up;  /* a made event: the Python code writes it */
-        long line = PyLong_AsLong(n);
-        if (line == -1 && PyErr_Occurred()) goto fail;
-        int r = out_ascii(&o, start);
-        if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JPRE));
-        if (r == 1) {
-            int len = snprintf(number, sizeof number, "%ld, ", line);
-            r = out_add(&o, number, len) < 0 ? -1 : 1;
+        int r = 0;  /* 1: written here; 0: by ``line``; -1: an error */
+        if (PyTuple_CheckExact(hit) && PyTuple_GET_SIZE(hit) == 3) {
+            PyObject *n = PyTuple_GET_ITEM(hit, 0), *attrs = PyTuple_GET_ITEM(hit, 1);
+            PyObject *made = PyTuple_GET_ITEM(hit, 2);
+            if (PyLong_CheckExact(n) && PyDict_CheckExact(attrs) && (made == Py_None || PyUnicode_CheckExact(made))) {
+                Py_ssize_t mark = o.len;
+                long line = PyLong_AsLong(n);
+                if (line == -1 && PyErr_Occurred()) goto fail;
+                r = out_ascii(&o, start);
+                if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JPRE));
+                if (r == 1) {
+                    int len = snprintf(number, sizeof number, "%ld, ", line);
+                    r = out_add(&o, number, len) < 0 ? -1 : 1;
+                }
+                if (made == Py_None) {
+                    if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JPOST));
+                } else {
+                    if (r == 1) r = out_add(&o, "\"text\": \"", 9) < 0 ? -1 : 1;
+                    if (r == 1) r = out_ascii(&o, made);
+                    if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JTAIL));
+                    if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JSON_TAIL));
+                }
+                if (r == 1) r = out_add(&o, "\n", 1) < 0 ? -1 : 1;
+                if (r < 0 || PyErr_Occurred()) goto fail;
+                if (r == 0) o.len = mark;  /* not as expected: ``line`` writes it */
+            }
         }
-        if (made == Py_None) {
-            if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JPOST));
-        } else {
-            if (r == 1) r = out_add(&o, "\"text\": \"", 9) < 0 ? -1 : 1;
-            if (r == 1) r = out_ascii(&o, made);
-            if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JTAIL));
-            if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JSON_TAIL));
+        if (r == 0) {  /* an event that was made (or anything else): its line from Python */
+            PyObject *text = PyObject_CallFunctionObjArgs(line_of, hit, start, NULL);
+            if (text == NULL) goto fail;
+            Py_ssize_t len;
+            const char *utf8 = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &len) : NULL;
+            if (utf8 == NULL) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "line() gives a str");
+                Py_DECREF(text);
+                goto fail;
+            }
+            int added = out_add(&o, utf8, len);
+            Py_DECREF(text);
+            if (added < 0) goto fail;
         }
-        if (r == 1) r = out_add(&o, "\n", 1) < 0 ? -1 : 1;
-        if (r < 0 || PyErr_Occurred()) goto fail;
-        if (r == 0) goto give_up;
     }
     PyObject *result = PyBytes_FromStringAndSize(o.buf ? o.buf : "", o.len);
     PyMem_Free(o.buf);
     return result;
-give_up:
-    PyMem_Free(o.buf);
-    if (PyErr_Occurred()) return NULL;
-    Py_RETURN_NONE;
 fail:
     PyMem_Free(o.buf);
     return NULL;
@@ -505,7 +519,7 @@ static PyObject *count_hits(PyObject *self, PyObject *const *args, Py_ssize_t na
 static PyMethodDef methods[] = {
     {"log_lines", (PyCFunction)(void (*)(void))log_lines, METH_FASTCALL, "The log lines of a region of complete console lines, and their number."},
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_FASTCALL,
-     "The JSON lines of a read's events, all unmade hits, or None."},
+     "The JSON lines of a read's events (transcript.event_lines_py)."},
     {"strip_escapes", strip_escapes, METH_O, "The bytes without their ANSI escape sequences (clean.strip_escapes)."},
     {"count_hits", (PyCFunction)(void (*)(void))count_hits, METH_FASTCALL,
      "Count a boot's events until one that may change its phase (timeline.count_hits_py)."},

@@ -107,25 +107,23 @@ def test_lookup_with_hits_on_the_real_transcripts() -> None:
 
 
 def test_event_lines_are_the_python_code() -> None:
-    # a warm memory: every event of the transcripts is an unmade hit, written by C as by Python
+    # unmade hits (a warm memory) written by C from their templates, made events by ``event_line``: as in Python
     from consolebot.recognise.events import Event, as_hits
 
     _remembered(CORPUS)
     c = cmod.Classifier()
     start = '{"t": "2024-05-01T12:00:00.123Z", "type": "event", '
-    written = 0
+    unmade = 0
     for i in range(0, len(CORPUS), 691):
         hits = c.feed_hits(CORPUS[i : i + 691])
-        unmade = [h for h in hits if not isinstance(h[2], Event)]
-        assert fast.event_lines(unmade, start) == tmod.event_lines_py(unmade, start)
-        written += len(unmade)
-        if len(hits) > len(unmade):  # a made event among them: C leaves the lot to Python
-            assert fast.event_lines(hits, start) is None
-    assert written > 100
-    assert fast.event_lines([], start) == b""
+        assert fast.event_lines(hits, start, tmod.event_line) == tmod.event_lines_py(hits, start)
+        unmade += sum(not isinstance(h[2], Event) for h in hits)
+    assert unmade > 100
+    assert fast.event_lines([], start, tmod.event_line) == b""
     made = as_hits(cmod.classify_all(CORPUS)[:3])
-    assert fast.event_lines(made, start) is None
-    assert fast.event_lines([*c.feed_hits(CORPUS[:2000]), *made], start) is None
+    mixed = [*c.feed_hits(CORPUS[:2000]), *made, *c.feed_hits(CORPUS[2000:4000])]
+    assert fast.event_lines(mixed, start, tmod.event_line) == tmod.event_lines_py(mixed, start)
+    assert fast.event_lines(made, start, lambda hit, start: "made\n") == b"made\n" * 3  # made ones: from ``line``
 
 
 ESCAPY = [b"\x1b", b"[", b"]", b"(", b")", b"\\", b"\x07", b"P", b"X", b"^", b"_", b"0", b"9", b";", b"?", b" ", b"/",
@@ -173,10 +171,13 @@ def test_bad_arguments_raise_type_errors_not_crashes() -> None:
     with pytest.raises(TypeError):
         fast.log_lines(b"x\n")  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        fast.event_lines((), "")  # type: ignore[arg-type]
+        fast.event_lines((), "", tmod.event_line)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.event_lines([(1, {"kind": "x"}, Ellipsis)], "", lambda hit, start: b"not text")  # type: ignore
     with pytest.raises(TypeError):
         fast.strip_escapes("text")  # type: ignore[arg-type]
-    assert fast.event_lines([(1, {"_jpre": "x"}, None)], "s") is None  # no ``_jpost``: left to Python (it raises)
+    with pytest.raises(KeyError):  # no ``_jpost``: left to ``line``, which cannot write it either
+        fast.event_lines([(1, {"_jpre": "x"}, None)], "s", tmod.event_line)
 
 
 def _capture_path(folder: Path, name: str) -> tuple[list[dict[str, object]], bytes, list[str]]:
@@ -204,7 +205,7 @@ def test_the_python_path_gives_what_the_c_path_gives(tmp_path: Path, monkeypatch
     cmod.classify_all(CORPUS)  # the line memory holds every line: both runs find them remembered
     with_c = _capture_path(tmp_path, "c")
     monkeypatch.setattr(tmod, "log_lines", tmod.log_lines_py)
-    monkeypatch.setattr(tmod, "event_lines", lambda hits, start: None)
+    monkeypatch.setattr(tmod, "event_lines", tmod.event_lines_py)
     monkeypatch.setattr(cmod, "lookup", cmod.lookup_py)
     monkeypatch.setattr(cmod, "_HITS_IN_LOOKUP", False)
     monkeypatch.setattr(cmod, "strip_escapes", clean.strip_escapes_py)

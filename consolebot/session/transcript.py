@@ -42,7 +42,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,43 +171,37 @@ except ImportError:  # not built (no C compiler at install): the same in Python
     log_lines = log_lines_py
 
 
-def event_lines_py(hits: Iterable[Hit], start: str) -> bytes:
-    """Given events as hits and the start of their JSON lines (``{"t": ..., "type": "event", ``), return their
-    JSON lines (as ``Transcript.record("event", **ev.to_json())`` writes them) without the time written.
-
-    ``consolebot._fastpath.event_lines`` does the same in C when every hit is unmade (else it gives None).
+def event_line(hit: Hit, start: str) -> str:
+    """Given an event as a hit and the start of its JSON line (``{"t": ..., "type": "event", ``), return its JSON
+    line with its LF (as ``Transcript.record("event", **ev.to_json())`` writes it, but the time written).
     """
-    lines = []
-    for n, attrs, made in hits:
-        if made is None:  # the template holds the line's text
-            lines.append(f'{start}{attrs["_jpre"]}{n:d}, {attrs["_jpost"]}')
-            continue
-        if type(made) is str:  # the line's one leading timestamp, then the rest as remembered (no escaping needed)
-            lines.append(f'{start}{attrs["_jpre"]}{n:d}, "text": "{made}{attrs["_jtail"]}{attrs["json_tail"]}')
-            continue
-        ev: Event = made  # type: ignore[assignment]
-        when = f'"time": {_JSTR(ev.time)}, ' if ev.time is not None else ""
-        post = attrs.get("_jpost")  # the classifier's, made once per remembered line (see ``json_parts``)
-        if post is not None:
-            lines.append(f'{start}{attrs["_jpre"]}{n:d}, {when}{post}')
-            continue
-        tail = ev.json_tail or json_tail(ev.fields, ev.rule)
-        lines.append(f'{start}"kind": {_JSTR(ev.kind)}, "severity": {_JSTR(ev.severity)}, '
-                     f'"line": {n:d}, {when}"text": {_JSTR(ev.text)}, {tail}')
-    if not lines:
-        return b""
-    lines.append("")
-    return "\n".join(lines).encode()
+    n, attrs, made = hit
+    if made is None:  # the template holds the line's text
+        return f'{start}{attrs["_jpre"]}{n:d}, {attrs["_jpost"]}\n'
+    if type(made) is str:  # the line's one leading timestamp, then the rest as remembered (no escaping needed)
+        return f'{start}{attrs["_jpre"]}{n:d}, "text": "{made}{attrs["_jtail"]}{attrs["json_tail"]}\n'
+    ev: Event = made  # type: ignore[assignment]
+    when = f'"time": {_JSTR(ev.time)}, ' if ev.time is not None else ""
+    post = attrs.get("_jpost")  # the classifier's, made once per remembered line (see ``json_parts``)
+    if post is not None:
+        return f'{start}{attrs["_jpre"]}{n:d}, {when}{post}\n'
+    tail = ev.json_tail or json_tail(ev.fields, ev.rule)
+    return (f'{start}"kind": {_JSTR(ev.kind)}, "severity": {_JSTR(ev.severity)}, '
+            f'"line": {n:d}, {when}"text": {_JSTR(ev.text)}, {tail}\n')
 
 
-def _no_event_lines(hits: list[Hit], start: str) -> bytes | None:
-    return None
+def event_lines_py(hits: list[Hit], start: str, line: Callable[[Hit, str], str] = event_line) -> bytes:
+    """The JSON lines of events given as hits (``event_line`` of each), together.
+
+    ``consolebot._fastpath.event_lines`` does the same in C, with ``line`` for an event that was made.
+    """
+    return "".join([line(hit, start) for hit in hits]).encode()
 
 
 try:
     from consolebot._fastpath import event_lines
-except ImportError:  # not built: the Python code writes every event
-    event_lines = _no_event_lines
+except ImportError:  # not built: the same in Python
+    event_lines = event_lines_py
 
 
 _EVENT_START: tuple[str, str] = ("", "")  # (utc_iso, the start of an event's JSON line made of it)
@@ -452,9 +446,7 @@ class Transcript:
         if _EVENT_START[0] is not iso:
             _EVENT_START = (iso, f'{{"t": {_JSTR(iso)}, "type": "event", ')
         start = _EVENT_START[1]
-        text = event_lines(hits, start)
-        if text is None:
-            text = event_lines_py(hits, start)
+        text = event_lines(hits, start, event_line)
         if text:
             self._jsonl.write(self.redactor.redact_bytes(text) if self.redactor.active else text)
 
