@@ -235,8 +235,10 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_XINCREF(key);
         }
         if (key == NULL) { Py_XDECREF(raw); goto fail; }
-        PyObject *entry = PyDict_GetItemWithError(cache, key);  /* borrowed */
+        PyObject *entry = PyDict_GetItemWithError(cache, key);  /* borrowed: held while it is used */
         if (entry == NULL && PyErr_Occurred()) { Py_DECREF(key); Py_XDECREF(raw); goto fail; }
+        PyObject *held = entry;
+        Py_XINCREF(held);
         int remembered = 0;  /* 1: its events are hits; 2: it has none */
         if (lead != NULL && entry != NULL && entry != nohit && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2
                 && PyTuple_Check(PyTuple_GET_ITEM(entry, 0))) {
@@ -248,13 +250,13 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             if (raw == NULL) raw = PyBytes_FromStringAndSize((const char *)line, stop - line);
             if (raw == NULL || add_hits(hits, PyTuple_GET_ITEM(entry, 0), line0 + index, raw,
                                         PyTuple_GET_ITEM(entry, 1) == lead) < 0) {
-                Py_DECREF(key); Py_XDECREF(raw); goto fail;
+                Py_DECREF(key); Py_XDECREF(raw); Py_XDECREF(held); goto fail;
             }
         } else if (entry != nohit && remembered == 0) {
             if (raw == NULL) raw = PyBytes_FromStringAndSize((const char *)line, stop - line);
             PyObject *i = raw ? PyLong_FromSsize_t(index) : NULL;
             PyObject *t = i ? PyTuple_New(4) : NULL;
-            if (t == NULL) { Py_XDECREF(i); Py_DECREF(key); Py_XDECREF(raw); goto fail; }
+            if (t == NULL) { Py_XDECREF(i); Py_DECREF(key); Py_XDECREF(raw); Py_XDECREF(held); goto fail; }
             if (entry == NULL) entry = Py_None;
             Py_INCREF(raw);
             Py_INCREF(key);
@@ -265,10 +267,11 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             PyTuple_SET_ITEM(t, 3, entry);
             int failed = PyList_Append(found, t) < 0;
             Py_DECREF(t);
-            if (failed) { Py_DECREF(key); Py_DECREF(raw); goto fail; }
+            if (failed) { Py_DECREF(key); Py_DECREF(raw); Py_XDECREF(held); goto fail; }
         }
         Py_DECREF(key);
         Py_XDECREF(raw);
+        Py_XDECREF(held);
         index++;
         /* the line end: a CR run with or without an LF after it, or an LF */
         p = stop;
@@ -426,7 +429,9 @@ static PyObject *event_lines(PyObject *self, PyObject *const *args, Py_ssize_t n
             }
         }
         if (r == 0) {  /* an event that was made (or anything else): its line from Python */
+            Py_INCREF(hit);  /* (held: Python code runs) */
             PyObject *text = PyObject_CallFunctionObjArgs(line_of, hit, start, NULL);
+            Py_DECREF(hit);
             if (text == NULL) goto fail;
             Py_ssize_t len;
             const char *utf8 = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &len) : NULL;
