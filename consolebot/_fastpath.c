@@ -13,9 +13,6 @@
  *     with ``line0`` (not None), the hits of the remembered lines that hold their text or ``lead`` (but the
  *     first line with ``skip_first``), which are then not in the first list.
  *
- * count_hits(hits, i, counts, phase_kinds, rank, worst, services, failed) -> (int, int)
- *     timeline.count_hits_py: a boot's events counted from hit ``i`` on, until one that may change its phase.
- *
  * strip_escapes(data) -> bytes
  *     clean.strip_escapes_py: ``data`` without the escape sequences that clean._ANSI matches.
  *
@@ -453,81 +450,11 @@ fail:
     return NULL;
 }
 
-static PyObject *K_KIND, *K_SEVERITY, *K_FIELDS, *K_SERVICE, *S_INFO, *S_SERVICE_OK, *S_SERVICE_FAIL;
-
-static PyObject *count_hits(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 8 || !PyList_Check(args[0]) || !PyDict_Check(args[2]) || !PyAnySet_Check(args[3])
-            || !PyDict_Check(args[4]) || !PyList_Check(args[7])) {
-        PyErr_SetString(PyExc_TypeError, "count_hits(hits: list, i: int, counts: dict, phase_kinds: frozenset, "
-                                         "rank: dict, worst: int, services: bool, failed: list)");
-        return NULL;
-    }
-    PyObject *hits = args[0], *counts = args[2], *phase_kinds = args[3], *rank = args[4], *failed = args[7];
-    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
-    long worst = PyLong_AsLong(args[5]);
-    int services = PyObject_IsTrue(args[6]);
-    if (PyErr_Occurred() || services < 0) return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(hits);
-    if (i < 0 || i > n) i = n;  /* (nothing to count) */
-    for (; i < n; i++) {
-        PyObject *hit = PyList_GET_ITEM(hits, i);
-        if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3 || !PyDict_Check(PyTuple_GET_ITEM(hit, 1))) {
-            PyErr_SetString(PyExc_TypeError, "a hit is (line, attributes, made)");
-            return NULL;
-        }
-        PyObject *attrs = PyTuple_GET_ITEM(hit, 1);
-        PyObject *kind = PyDict_GetItemWithError(attrs, K_KIND);  /* borrowed */
-        if (kind == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "kind"); return NULL; }
-        int phase = PySet_Contains(phase_kinds, kind);
-        if (phase < 0) return NULL;
-        if (phase) {
-            int ok = PyUnicode_Check(kind) && PyUnicode_Compare(kind, S_SERVICE_OK) == 0;
-            int fail = !ok && PyUnicode_Check(kind) && PyUnicode_Compare(kind, S_SERVICE_FAIL) == 0;
-            if (!services || !(ok || fail)) break;
-            if (fail) {
-                PyObject *fields = PyDict_GetItemWithError(attrs, K_FIELDS);
-                if (fields == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "fields"); return NULL; }
-                if (!PyDict_Check(fields)) { PyErr_SetString(PyExc_TypeError, "fields is a dict"); return NULL; }
-                PyObject *svc = PyDict_GetItemWithError(fields, K_SERVICE);  /* borrowed */
-                if (svc == NULL && PyErr_Occurred()) return NULL;
-                if (svc != NULL) {
-                    int truth = PyObject_IsTrue(svc), known = truth > 0 ? PySequence_Contains(failed, svc) : 0;
-                    if (truth < 0 || known < 0) return NULL;
-                    if (truth > 0 && !known && PyList_Append(failed, svc) < 0) return NULL;
-                }
-            }
-        }
-        PyObject *was = PyDict_GetItemWithError(counts, kind);
-        if (was == NULL && PyErr_Occurred()) return NULL;
-        PyObject *one = PyLong_FromLong(1);
-        PyObject *now = (one != NULL && was != NULL) ? PyNumber_Add(was, one) : one;
-        if (now == NULL) { Py_XDECREF(one); return NULL; }
-        if (now != one) Py_DECREF(one);
-        int set = PyDict_SetItem(counts, kind, now);
-        Py_DECREF(now);
-        if (set < 0) return NULL;
-        PyObject *sev = PyDict_GetItemWithError(attrs, K_SEVERITY);
-        if (sev == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "severity"); return NULL; }
-        int info = PyUnicode_Check(sev) && PyUnicode_Compare(sev, S_INFO) == 0;
-        if (!info) {
-            PyObject *r = PyDict_GetItemWithError(rank, sev);
-            if (r == NULL && PyErr_Occurred()) return NULL;
-            long value = r == NULL ? 0 : PyLong_AsLong(r);
-            if (value == -1 && PyErr_Occurred()) return NULL;
-            if (value > worst) worst = value;
-        }
-    }
-    return Py_BuildValue("(nl)", i, worst);
-}
-
 static PyMethodDef methods[] = {
     {"log_lines", (PyCFunction)(void (*)(void))log_lines, METH_FASTCALL, "The log lines of a region of complete console lines, and their number."},
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_FASTCALL,
      "The JSON lines of a read's events (transcript.event_lines_py)."},
     {"strip_escapes", strip_escapes, METH_O, "The bytes without their ANSI escape sequences (clean.strip_escapes)."},
-    {"count_hits", (PyCFunction)(void (*)(void))count_hits, METH_FASTCALL,
-     "Count a boot's events until one that may change its phase (timeline.count_hits_py)."},
     {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL, "The lines of a block looked up in a classifier's line memory."},
     {NULL, NULL, 0, NULL},
 };
@@ -545,16 +472,6 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     K_JPOST = PyUnicode_InternFromString("_jpost");
     K_JTAIL = PyUnicode_InternFromString("_jtail");
     K_JSON_TAIL = PyUnicode_InternFromString("json_tail");
-    K_KIND = PyUnicode_InternFromString("kind");
-    K_SEVERITY = PyUnicode_InternFromString("severity");
-    K_FIELDS = PyUnicode_InternFromString("fields");
-    K_SERVICE = PyUnicode_InternFromString("service");
-    S_INFO = PyUnicode_InternFromString("info");
-    S_SERVICE_OK = PyUnicode_InternFromString("service.ok");
-    S_SERVICE_FAIL = PyUnicode_InternFromString("service.fail");
-    if (K_JPRE == NULL || K_JPOST == NULL || K_JTAIL == NULL || K_JSON_TAIL == NULL || K_KIND == NULL
-            || K_SEVERITY == NULL || K_FIELDS == NULL || K_SERVICE == NULL || S_INFO == NULL || S_SERVICE_OK == NULL
-            || S_SERVICE_FAIL == NULL)
-        return NULL;
+    if (K_JPRE == NULL || K_JPOST == NULL || K_JTAIL == NULL || K_JSON_TAIL == NULL) return NULL;
     return PyModule_Create(&module);
 }

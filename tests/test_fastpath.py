@@ -154,9 +154,6 @@ def test_the_hot_path_in_use_is_the_c_one() -> None:
     # built (the test above ran), the transcript and the classifier use it
     assert tmod.log_lines is fast.log_lines
     assert tmod.event_lines is fast.event_lines
-    from consolebot.recognise import timeline
-
-    assert timeline.count_hits is fast.count_hits
     from consolebot.recognise import clean
 
     assert clean.strip_escapes is fast.strip_escapes
@@ -212,26 +209,3 @@ def test_the_python_path_gives_what_the_c_path_gives(tmp_path: Path, monkeypatch
     in_python = _capture_path(tmp_path, "py")
     assert with_c[0] and with_c[1] and with_c[2]
     assert in_python == with_c
-
-
-KINDS = ["service.ok", "service.fail", "benign", "boot.start", "login.prompt", "kernel.hung_task", "shell.prompt"]
-hit_lists = st.lists(st.tuples(st.sampled_from(KINDS), st.sampled_from(["info", "notice", "warning", "critical", "odd"]),
-                               st.sampled_from(["", "ssh", "cron", None])), max_size=30)
-
-
-@settings(max_examples=400, deadline=None)
-@given(hit_lists, st.integers(0, 31), st.integers(0, 3), st.booleans(), st.lists(st.sampled_from(["ssh", "x"])))
-def test_count_hits_is_the_python_code(spec: list[tuple[str, str, str | None]], start: int, worst: int,
-                                       services: bool, failed: list[str]) -> None:
-    from consolebot.recognise import timeline as tl
-    from consolebot.recognise.events import SEVERITY_RANK
-
-    hits = [(n, {"kind": k, "severity": sev, "fields": {} if svc is None else {"service": svc}}, None)
-            for n, (k, sev, svc) in enumerate(spec)]
-    runs = []
-    for count in (fast.count_hits, tl.count_hits_py):
-        counts = {"benign": 2}
-        seen = list(failed)
-        got = count(hits, start, counts, tl._PHASE_KINDS, SEVERITY_RANK, worst, services, seen)  # type: ignore[arg-type]
-        runs.append((got, counts, seen))
-    assert runs[0] == runs[1]

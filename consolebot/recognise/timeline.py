@@ -10,10 +10,11 @@ after a restart.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from consolebot.recognise.events import SEVERITIES, SEVERITY_RANK, Event, Hit
+from consolebot.recognise.events import SEVERITY_RANK, Event, Hit
 
 PHASES = ("unknown", "down", "firmware", "kernel", "init", "afs", "salvaging", "services", "login-ready", "panicked", "hung")
 
@@ -82,37 +83,6 @@ def _counted_only(k: str, fields: dict[str, str], boot: Boot) -> bool:
     return False
 
 
-def count_hits_py(hits: list[Hit], start: int, counts: dict[str, int], phase_kinds: frozenset[str],
-                  rank: dict[str, int], worst: int, services: bool, failed: list[str]) -> tuple[int, int]:
-    """Count the events of ``hits`` from ``start`` on in ``counts`` (``worst``: the worst severity's rank so far) until
-    one of ``phase_kinds`` (but a service line when ``services``: counted, a failed service noted in ``failed``);
-    return where it stopped (``len(hits)``: at the end) and the worst rank.
-
-    ``consolebot._fastpath.count_hits`` does the same in C, when it was built.
-    """
-    for i in range(start, len(hits)):
-        attrs = hits[i][1]
-        k = attrs["kind"]
-        if k in phase_kinds:
-            if not services or (k != "service.ok" and k != "service.fail"):
-                return i, worst
-            if k == "service.fail":
-                svc = attrs["fields"].get("service")
-                if svc and svc not in failed:
-                    failed.append(svc)
-        counts[k] = counts.get(k, 0) + 1
-        sev = attrs["severity"]
-        if sev != "info" and rank.get(sev, 0) > worst:
-            worst = rank[sev]
-    return len(hits), worst
-
-
-try:
-    from consolebot._fastpath import count_hits
-except ImportError:  # not built: the same in Python
-    count_hits = count_hits_py
-
-
 class Timeline:
     """Given events in order, keep the boots and the current phase."""
 
@@ -155,37 +125,44 @@ class Timeline:
         boot.phases.append((phase, line))
         return phase
 
-    def feed_all(self, hits: list[Hit]) -> None:
+    def feed_all(self, hits: Iterable[Hit]) -> None:
         """``feed`` each event (the phase changes are not returned), given as hits (``Classifier.feed_hits``,
-        ``events.as_hits``): no event object is made, and the events that change no phase are only counted
-        (``count_hits``, in C when it was built).
+        ``events.as_hits``): no event object is made, and one that changes no phase costs little.
         """
         boots = self.boots
-        i, n = 0, len(hits)
-        while i < n:
-            if not boots:
-                attrs = hits[i][1]
-                self._take(attrs["kind"], attrs["severity"], attrs["fields"], hits[i][0])
-                i += 1
-                continue
-            boot = boots[-1]
-            worst = SEVERITY_RANK[boot.worst_severity]
-            i, now_worst = count_hits(hits, i, boot.counts, _PHASE_KINDS, SEVERITY_RANK, worst,
-                                      boot.phase not in _SERVICE_PHASES, boot.failed_services)
-            if now_worst != worst:
-                boot.worst_severity = SEVERITIES[now_worst]
-            if i >= n:
-                break
-            hit = hits[i]  # one that may change the phase or start a boot
+        boot: Boot | None = None
+        counts: dict[str, int] = {}
+        worst = 0
+        rank = SEVERITY_RANK
+        for hit in hits:
             attrs = hit[1]
             k = attrs["kind"]
-            if k != "service.ok" and k != "service.fail" and _counted_only(k, attrs["fields"], boot):
-                boot.counts[k] = boot.counts.get(k, 0) + 1
-                if SEVERITY_RANK.get(attrs["severity"], 0) > SEVERITY_RANK[boot.worst_severity]:
-                    boot.worst_severity = attrs["severity"]
-            else:
-                self._take(k, attrs["severity"], attrs["fields"], hit[0])
-            i += 1
+            if boot is None:
+                if not boots:
+                    self._take(k, attrs["severity"], attrs["fields"], hit[0])
+                    continue
+                boot = boots[-1]
+                counts = boot.counts
+                worst = rank[boot.worst_severity]
+            if k in _PHASE_KINDS:
+                if k == "service.ok" or k == "service.fail":  # the most frequent: a phase change only early on
+                    if boot.phase in _SERVICE_PHASES:
+                        self._take(k, attrs["severity"], attrs["fields"], hit[0])
+                        boot = None
+                        continue
+                    if k == "service.fail":
+                        svc = attrs["fields"].get("service")
+                        if svc and svc not in boot.failed_services:
+                            boot.failed_services.append(svc)
+                elif not _counted_only(k, attrs["fields"], boot):
+                    self._take(k, attrs["severity"], attrs["fields"], hit[0])
+                    boot = None  # it may have started a boot or changed the worst severity
+                    continue
+            counts[k] = counts.get(k, 0) + 1
+            sev = attrs["severity"]
+            if sev != "info" and rank.get(sev, 0) > worst:
+                boot.worst_severity = sev
+                worst = rank[sev]
 
     def feed(self, ev: Event) -> str | None:
         """Take one event; return the new phase when it changed."""
