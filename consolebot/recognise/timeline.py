@@ -59,8 +59,8 @@ _PHASE_KINDS = frozenset({
 })
 
 
-_SERVICE_PHASES = ("init", "afs", "kernel")
-MAX_BOOTS = 100  # the boots a timeline keeps (the older ones are counted, not kept)  # the phases a service line moves on to "services"
+_SERVICE_PHASES = ("init", "afs", "kernel")  # the phases a service line moves on to "services"
+MAX_BOOTS = 100  # the boots a timeline keeps (the older ones are counted, not kept)
 
 
 def _counted_only(k: str, fields: dict[str, str], boot: Boot) -> bool:
