@@ -142,22 +142,14 @@ static int add_hits(PyObject *hits, PyObject *templates, Py_ssize_t number, PyOb
     int failed = 0;
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(templates) && !failed; k++) {
         PyObject *template = PyTuple_GET_ITEM(templates, k);
-        PyObject *t = PyTuple_New(3);
-        if (t == NULL || !PyTuple_Check(template) || PyTuple_GET_SIZE(template) != 3) {
-            if (t != NULL) PyErr_SetString(PyExc_TypeError, "a template is (column, kind, attributes)");
-            Py_XDECREF(t);
+        if (!PyTuple_Check(template) || PyTuple_GET_SIZE(template) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a template is (column, kind, attributes)");
             failed = 1;
             break;
         }
-        PyObject *attrs = PyTuple_GET_ITEM(template, 2);
-        Py_INCREF(n);
-        Py_INCREF(attrs);
-        Py_INCREF(stamp);
-        PyTuple_SET_ITEM(t, 0, n);
-        PyTuple_SET_ITEM(t, 1, attrs);
-        PyTuple_SET_ITEM(t, 2, stamp);
-        failed = PyList_Append(hits, t) < 0;
-        Py_DECREF(t);
+        PyObject *t = PyTuple_Pack(3, n, PyTuple_GET_ITEM(template, 2), stamp);
+        failed = t == NULL || PyList_Append(hits, t) < 0;
+        Py_XDECREF(t);
     }
     Py_DECREF(n);
     Py_DECREF(stamp);
@@ -252,19 +244,11 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         } else if (entry != nohit && remembered == 0) {
             if (raw == NULL) raw = PyBytes_FromStringAndSize((const char *)line, stop - line);
             PyObject *i = raw ? PyLong_FromSsize_t(index) : NULL;
-            PyObject *t = i ? PyTuple_New(4) : NULL;
-            if (t == NULL) { Py_XDECREF(i); Py_DECREF(key); Py_XDECREF(raw); Py_XDECREF(held); goto fail; }
-            if (entry == NULL) entry = Py_None;
-            Py_INCREF(raw);
-            Py_INCREF(key);
-            Py_INCREF(entry);
-            PyTuple_SET_ITEM(t, 0, i);
-            PyTuple_SET_ITEM(t, 1, raw);
-            PyTuple_SET_ITEM(t, 2, key);
-            PyTuple_SET_ITEM(t, 3, entry);
-            int failed = PyList_Append(found, t) < 0;
-            Py_DECREF(t);
-            if (failed) { Py_DECREF(key); Py_DECREF(raw); Py_XDECREF(held); goto fail; }
+            PyObject *t = i ? PyTuple_Pack(4, i, raw, key, entry ? entry : Py_None) : NULL;
+            Py_XDECREF(i);
+            int failed = t == NULL || PyList_Append(found, t) < 0;
+            Py_XDECREF(t);
+            if (failed) { Py_DECREF(key); Py_XDECREF(raw); Py_XDECREF(held); goto fail; }
         }
         Py_DECREF(key);
         Py_XDECREF(raw);
