@@ -119,22 +119,19 @@ class CapturedConsole:
         if self.timeline is not None:
             self.timeline.feed_all(hits)
         self.transcript.record_events(hits)  # one write for the lot
-        if self.on_event:
-            made = [hit_event(hit) for hit in hits]
-        elif self.alert is not None:
-            wanted = self.alert_severities
-            made = [hit_event(hit) for hit in hits if wanted is None or hit[1]["severity"] in wanted]
-        else:
-            return
+        wanted = self.alert_severities
+        made = [hit_event(hit) for hit in hits] if self.on_event else []
         if self.alert is not None:
-            wanted = self.alert_severities
-            hot = made if wanted is None else [ev for ev in made if ev.severity in wanted]
+            if made:
+                hot = made if wanted is None else [ev for ev in made if ev.severity in wanted]
+            else:  # only the events to alert are made
+                hot = [hit_event(hit) for hit in hits if wanted is None or hit[1]["severity"] in wanted]
             if hot:
                 if self.transcript.buffered:
                     self._held_alerts += hot
                 else:
                     self.alert(self, hot)
-        for ev in made if self.on_event else ():
+        for ev in made:
             for cb in self.on_event:
                 cb(self, ev)
 
