@@ -18,7 +18,6 @@ Capture never sends console data (a telnet option reply is protocol, not data).
 
 from __future__ import annotations
 
-import gc
 import os
 import random
 import selectors
@@ -33,6 +32,7 @@ from consolebot.locks import CaptureClaim
 from consolebot.recognise.classifier import Classifier, hit_event
 from consolebot.recognise.events import Event, Hit, as_hits
 from consolebot.recognise.timeline import Timeline
+from consolebot.runbooks.gcpace import CyclePacer
 from consolebot.runbooks.offload import Offload
 from consolebot.session.transcript import Transcript
 from consolebot.transport.base import Transport
@@ -447,14 +447,16 @@ class CaptureLoop:
         at a time) instead of once per packet; a quiet loop still wakes at once for the first byte.
         """
         end = None if duration_s is None else time.monotonic() + duration_s
+        with CyclePacer() as pace:  # full collections would walk all a thousand consoles hold, stalling each
+            self._rounds(end, pace)
+        return self.summary()
+
+    def _rounds(self, end: float | None, pace: CyclePacer) -> None:
         next_house = 0.0
         next_round = 0.0
-        # what start-up made lives as long as the loop: the cycle collector need not walk it again and again
-        # (with a thousand consoles, full collections would cost tens of milliseconds each, stalling every console)
-        gc.collect()
-        gc.freeze()
         while not self._stop:
             now = time.monotonic()
+            pace.tick(now)
             if end is not None and now >= end:
                 break
             if now < next_round:
@@ -492,7 +494,6 @@ class CaptureLoop:
                 self._housekeeping(now)
             if ready:
                 self._took(time.monotonic() - round_start)
-        return self.summary()
 
     def _took(self, round_s: float) -> None:
         """A round of reads took ``round_s``: the data a console sent waited about that long to be read."""
