@@ -13,6 +13,11 @@
  *     with ``line0`` (not None), the hits of the remembered lines that hold their text or ``lead`` (but the
  *     first line with ``skip_first``), which are then not in the first list.
  *
+ * rx_lines(data, line, pending_cr, now) -> (bytes | None, int, bytes, bool)
+ *     transcript.rx_lines_py: the log lines that received ``data`` completes, after the unended ``line`` before
+ *     it (and a CR that ended the last read, ``pending_cr``), each headed with ``now`` (utc_iso) and "|"; their
+ *     number; the line left unended; whether ``data`` ended with a CR.
+ *
  * strip_escapes(data) -> bytes
  *     clean.strip_escapes_py: ``data`` without the escape sequences that clean._ANSI matches.
  *
@@ -24,6 +29,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
+#include <math.h>
+#include <time.h>
 
 static const char HEX[] = "0123456789abcdef";
 static unsigned char LINE_END[256];  /* CR, LF */
@@ -53,27 +61,20 @@ static Py_ssize_t utf8_len(const unsigned char *p, const unsigned char *end) {
     return 0;
 }
 
-static PyObject *log_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "log_lines(region: bytes, head: bytes)");
-        return NULL;
-    }
-    const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-    const unsigned char *end = src + PyBytes_GET_SIZE(args[0]);
-    const char *head = PyBytes_AS_STRING(args[1]);
-    Py_ssize_t hlen = PyBytes_GET_SIZE(args[1]);
-    /* an upper bound of the length: each line end may start a line (a head), each byte may be escaped */
-    Py_ssize_t size = hlen + 1, lines = 0;
-    const unsigned char *p = src;
+/* the most room the log lines of ``p`` .. ``end`` take (but the first head) */
+static Py_ssize_t log_size(const unsigned char *p, const unsigned char *end, Py_ssize_t hlen) {
+    Py_ssize_t size = 0;
     for (; p < end; p++) size += WIDTH[*p] == 255 ? hlen + 1 : WIDTH[*p];
-    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
-    if (out == NULL) return NULL;
-    char *o = PyBytes_AS_STRING(out);
-    int at_start = 1;  /* at the start of a line: its head is due */
-    p = src;
+    return size;
+}
+
+/* the log lines of the complete lines ``src`` .. ``end`` written at ``o`` (room: log_size): the end of what was
+ * written; ``*at_start``: a head is due; ``*lines``: counted on */
+static char *log_write(char *o, const unsigned char *src, const unsigned char *end, const char *head, Py_ssize_t hlen,
+                       int *at_start, Py_ssize_t *lines) {
+    const unsigned char *p = src;
     while (p < end) {
-        if (at_start) { memcpy(o, head, hlen); o += hlen; at_start = 0; }
+        if (*at_start) { memcpy(o, head, hlen); o += hlen; *at_start = 0; }
         const unsigned char *q = p;
         while (q < end && !SPECIAL[*q]) q++;  /* a run of bytes written as they are */
         memcpy(o, p, q - p);
@@ -89,8 +90,8 @@ static PyObject *log_lines(PyObject *self, PyObject *const *args, Py_ssize_t nar
                 p++;
             }
             *o++ = '\n';
-            lines++;
-            at_start = 1;
+            (*lines)++;
+            *at_start = 1;
             continue;
         }
         if (c == '\\') { *o++ = '\\'; *o++ = '\\'; p++; continue; }
@@ -101,14 +102,119 @@ static PyObject *log_lines(PyObject *self, PyObject *const *args, Py_ssize_t nar
         *o++ = '\\'; *o++ = 'x'; *o++ = HEX[c >> 4]; *o++ = HEX[c & 15];
         p++;
     }
+    return o;
+}
+
+/* the log lines of the complete lines ``src`` as bytes (NULL: an error set), their number at ``*lines`` */
+static PyObject *log_text(const unsigned char *src, Py_ssize_t len, const char *head, Py_ssize_t hlen,
+                          Py_ssize_t *lines) {
+    PyObject *out = PyBytes_FromStringAndSize(NULL, hlen + 1 + log_size(src, src + len, hlen));
+    if (out == NULL) return NULL;
+    int at_start = 1;  /* at the start of a line: its head is due */
+    *lines = 0;
+    char *o = log_write(PyBytes_AS_STRING(out), src, src + len, head, hlen, &at_start, lines);
     if (!at_start) *o++ = '\n';  /* a last line without its end (not expected): ended here */
     if (_PyBytes_Resize(&out, o - PyBytes_AS_STRING(out)) < 0) return NULL;
+    return out;
+}
+
+static PyObject *log_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "log_lines(region: bytes, head: bytes)");
+        return NULL;
+    }
+    Py_ssize_t lines;
+    PyObject *out = log_text((const unsigned char *)PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]),
+                             PyBytes_AS_STRING(args[1]), PyBytes_GET_SIZE(args[1]), &lines);
+    if (out == NULL) return NULL;
     PyObject *count = PyLong_FromSsize_t(lines);
-    PyObject *result = count ? PyTuple_New(2) : NULL;
-    if (result == NULL) { Py_DECREF(out); Py_XDECREF(count); return NULL; }
-    PyTuple_SET_ITEM(result, 0, out);
-    PyTuple_SET_ITEM(result, 1, count);
+    if (count == NULL) { Py_DECREF(out); return NULL; }
+    PyObject *result = PyTuple_Pack(2, out, count);
+    Py_DECREF(out);
+    Py_DECREF(count);
     return result;
+}
+
+/* utc_iso(t) + " | ": the head of a log line received at ``t`` (``*len``: its length), made once per millisecond */
+static char HEAD[64];
+static Py_ssize_t HEAD_LEN = 0;
+static long long HEAD_MS = LLONG_MIN;
+
+static const char *log_head(double t, Py_ssize_t *len) {
+    double us_f = nearbyint(t * 1e6);  /* Python's round(): to the nearest, ties to even */
+    long long us = (long long)us_f;
+    long long sec = us / 1000000, frac = us % 1000000;
+    if (frac < 0) { frac += 1000000; sec -= 1; }  /* divmod: towards minus infinity */
+    long long ms = sec * 1000 + frac / 1000;
+    if (ms != HEAD_MS) {
+        time_t tt = (time_t)sec;
+        struct tm tm;
+        if (gmtime_r(&tt, &tm) == NULL) return NULL;
+        int n = snprintf(HEAD, sizeof HEAD, "%04d-%02d-%02dT%02d:%02d:%02d.%03lldZ | ", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac / 1000);
+        if (n <= 0 || n >= (int)sizeof HEAD) return NULL;
+        HEAD_LEN = n;
+        HEAD_MS = ms;
+    }
+    *len = HEAD_LEN;
+    return HEAD;
+}
+
+/* rx_lines(data, line, pending_cr, now) -> (bytes | None, int, bytes, bool): see transcript.rx_lines_py */
+static PyObject *rx_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "rx_lines(data: bytes, line: bytes, pending_cr: bool, now: float)");
+        return NULL;
+    }
+    int pending_cr = PyObject_IsTrue(args[2]);
+    if (pending_cr < 0) return NULL;
+    PyObject *line = args[1];
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    const unsigned char *end = p + PyBytes_GET_SIZE(args[0]);
+    if (pending_cr) {  /* the last chunk ended with CR: more CRs, then one LF, continue that line end */
+        while (p < end && *p == '\r') p++;
+        if (p == end) return Py_BuildValue("(OiOO)", Py_None, 0, line, Py_True);
+        pending_cr = 0;
+        if (*p == '\n') p++;
+    }
+    if (p == end) return Py_BuildValue("(OiOO)", Py_None, 0, line, pending_cr ? Py_True : Py_False);
+    const unsigned char *cut = end;  /* after the last line end */
+    while (cut > p && !LINE_END[cut[-1]]) cut--;
+    if (cut == p) {  /* no line end: the line goes on */
+        PyObject *longer = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(line) + (end - p));
+        if (longer == NULL) return NULL;
+        memcpy(PyBytes_AS_STRING(longer), PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line));
+        memcpy(PyBytes_AS_STRING(longer) + PyBytes_GET_SIZE(line), p, end - p);
+        PyObject *result = Py_BuildValue("(OiNO)", Py_None, 0, longer, Py_False);
+        return result;
+    }
+    if (cut == end && end[-1] == '\r') pending_cr = 1;
+    double now = PyFloat_AsDouble(args[3]);  /* (an int too) */
+    if (now == -1.0 && PyErr_Occurred()) return NULL;
+    Py_ssize_t hlen;
+    const char *head = log_head(now, &hlen);
+    if (head == NULL) {
+        PyErr_SetString(PyExc_ValueError, "rx_lines: a time out of range");
+        return NULL;
+    }
+    Py_ssize_t lines, held = PyBytes_GET_SIZE(line);
+    PyObject *text;
+    if (held) {  /* the unended line, then the new bytes: one region (a UTF-8 sequence may span them) */
+        unsigned char *joined = PyMem_Malloc(held + (cut - p));
+        if (joined == NULL) return PyErr_NoMemory();
+        memcpy(joined, PyBytes_AS_STRING(line), held);
+        memcpy(joined + held, p, cut - p);
+        text = log_text(joined, held + (cut - p), head, hlen, &lines);
+        PyMem_Free(joined);
+    } else {
+        text = log_text(p, cut - p, head, hlen, &lines);
+    }
+    if (text == NULL) return NULL;
+    PyObject *rest = PyBytes_FromStringAndSize((const char *)cut, end - cut);
+    if (rest == NULL) { Py_DECREF(text); return NULL; }
+    return Py_BuildValue("(NnNO)", text, lines, rest, pending_cr ? Py_True : Py_False);
 }
 
 /* a printk timestamp ``[ *\d+\.\d+\]`` starting at p ('['): its length, or 0 */
@@ -436,6 +542,8 @@ fail:
 
 static PyMethodDef methods[] = {
     {"log_lines", (PyCFunction)(void (*)(void))log_lines, METH_FASTCALL, "The log lines of a region of complete console lines, and their number."},
+    {"rx_lines", (PyCFunction)(void (*)(void))rx_lines, METH_FASTCALL,
+     "The log lines a read completes, with the line and line end it leaves open (transcript.rx_lines_py)."},
     {"event_lines", (PyCFunction)(void (*)(void))event_lines, METH_FASTCALL,
      "The JSON lines of a read's events (transcript.event_lines_py)."},
     {"strip_escapes", strip_escapes, METH_O, "The bytes without their ANSI escape sequences (clean.strip_escapes)."},

@@ -3,6 +3,7 @@ from collections.abc import Callable
 from typing import Any
 
 def log_lines(region: bytes, head: bytes) -> tuple[bytes, int]: ...
+def rx_lines(data: bytes, line: bytes, pending_cr: bool, now: float) -> tuple[bytes | None, int, bytes, bool]: ...
 def lookup(
     block: bytes, cache: dict[bytes, Any], nohit: Any, canon: bool, line0: int | None = None, lead: str = "",
     skip_first: bool = False,

@@ -52,6 +52,37 @@ def test_log_lines_on_the_real_transcripts() -> None:
                 assert fast.log_lines(region, b"T | ") == tmod.log_lines_py(region, b"T | ")
 
 
+unended = st.binary(max_size=20).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+times = st.one_of(st.floats(min_value=0.0, max_value=4e9, allow_nan=False),
+                  st.sampled_from([1_700_000_000.0, 1_700_000_000.0005, 1_700_000_000.9995, 1_700_000_000.9999996,
+                                   1_700_000_001.0000005, 0.0]),
+                  st.integers(min_value=0, max_value=4_000_000_000))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(blocks, unended, st.booleans(), times)
+@example(b"\r\r\nabc", b"", True, 1_700_000_000.0)
+@example(b"\r\r", b"x", True, 1_700_000_000.0)
+@example(b"\n", b"", True, 1.0)
+@example(b"tail", b"head ", False, 1.0)
+@example(b"a\r", b"", False, 1.0)
+def test_rx_lines_is_the_python_code(data: bytes, line: bytes, pending_cr: bool, now: float) -> None:
+    assert fast.rx_lines(data, line, pending_cr, now) == tmod.rx_lines_py(data, line, pending_cr, now)
+
+
+def test_rx_lines_in_reads_gives_the_log_of_the_whole(tmp_path: Path) -> None:
+    # the real transcripts in reads of every size: the same log as the lines of the whole at once
+    whole, n = tmod.log_lines_py(lines_of(CORPUS), tmod._head(1_700_000_000.0, b"|"))
+    for size in (1, 7, 691, 4096):
+        out, count, line, pending = [], 0, b"", False
+        for i in range(0, len(CORPUS), size):
+            text, k, line, pending = fast.rx_lines(CORPUS[i : i + size], line, pending, 1_700_000_000.0)
+            if text is not None:
+                out.append(text)
+                count += k
+        assert (b"".join(out), count) == (whole, n), size
+
+
 def _memory(data: bytes) -> dict[bytes, object]:
     """A line memory holding some of the lines of ``data`` (by their keys), some of them as no-hits."""
     _found, _n, _stamped, _hits = cmod.lookup_py(data, {}, cmod._NOHIT, True)
@@ -153,6 +184,7 @@ def test_lookup_on_the_real_transcripts() -> None:
 def test_the_hot_path_in_use_is_the_c_one() -> None:
     # built (the test above ran), the transcript and the classifier use it
     assert tmod.log_lines is fast.log_lines
+    assert tmod.rx_lines is fast.rx_lines
     assert tmod.event_lines is fast.event_lines
     from consolebot.recognise import clean
 
@@ -173,6 +205,10 @@ def test_bad_arguments_raise_type_errors_not_crashes() -> None:
         fast.event_lines([(1, {"kind": "x"}, Ellipsis)], "", lambda hit, start: b"not text")  # type: ignore
     with pytest.raises(TypeError):
         fast.strip_escapes("text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.rx_lines(b"x\n", bytearray(b"y"), False, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.rx_lines(b"x\n", b"", False, "now")  # type: ignore[arg-type]
     with pytest.raises(KeyError):  # no ``_jpost``: left to ``line``, which cannot write it either
         fast.event_lines([(1, {"_jpre": "x"}, None)], "s", tmod.event_line)
 
@@ -202,6 +238,7 @@ def test_the_python_path_gives_what_the_c_path_gives(tmp_path: Path, monkeypatch
     cmod.classify_all(CORPUS)  # the line memory holds every line: both runs find them remembered
     with_c = _capture_path(tmp_path, "c")
     monkeypatch.setattr(tmod, "log_lines", tmod.log_lines_py)
+    monkeypatch.setattr(tmod, "rx_lines", tmod.rx_lines_py)
     monkeypatch.setattr(tmod, "event_lines", tmod.event_lines_py)
     monkeypatch.setattr(cmod, "lookup", cmod.lookup_py)
     monkeypatch.setattr(cmod, "_HITS_IN_LOOKUP", False)

@@ -40,6 +40,20 @@ def test_line_ends_and_timestamps(tmp_path: Path) -> None:
     assert tr.lines == 5
 
 
+def test_a_line_that_never_ends_is_written_in_parts_and_memory_stays_bounded(tmp_path: Path) -> None:
+    tr = Transcript(tmp_path, "c", Redactor(), partial_flush_s=3600.0)
+    junk = bytes(range(32, 127)) * 10
+    for _ in range(2000):  # ~1.9 MB without a line end, streaming (never quiet)
+        tr.rx(junk)
+        assert len(tr._line) <= tmod.LINE_MAX_BYTES
+    tr.rx(b"end\r\n")
+    tr.close()
+    parts = log_lines(tmp_path / "c.log")
+    assert {tag for tag, _ in parts[:-1]} == {"<"} and parts[-1][0] == "|"
+    assert "".join(text for _, text in parts) == tmod.escape_text(junk * 2000 + b"end")
+    assert tr.lines == 1
+
+
 def test_partial_line_flushed_after_quiet(tmp_path: Path) -> None:
     tr = Transcript(tmp_path, "c", Redactor(), partial_flush_s=0.05)
     tr.rx(b"fs01 login: ")

@@ -89,14 +89,15 @@ class CapturedConsole:
             return
         self.rx_bytes += len(data)
         self.last_rx = time.monotonic()
-        clean = self.transcript.rx(data)
+        now = time.time()  # the read's time: its log lines' and its events'
+        clean = self.transcript.rx(data, now)
         for cb in self.on_data:
             cb(clean)
         if self.classifier is not None and clean:
             self._idle_done = False
             events = self.classifier.feed_hits(clean)
             if events:
-                self._events(events)
+                self._events(events, now)
 
     def flush(self) -> None:
         """Write what the transcript holds, then raise the alerts held for it."""
@@ -111,14 +112,14 @@ class CapturedConsole:
             self._idle_done = True
             self._events(as_hits(self.classifier.idle()))
 
-    def _events(self, hits: list[Hit]) -> None:
+    def _events(self, hits: list[Hit], now: float | None = None) -> None:
         """Count, place in the timeline, write and alert the events; an event object is made only for an alert or
         an ``on_event`` callback (most events are only counted and written: ``Classifier.feed_hits``).
         """
         self.events += len(hits)
         if self.timeline is not None:
             self.timeline.feed_all(hits)
-        self.transcript.record_events(hits)  # one write for the lot
+        self.transcript.record_events(hits, now)  # one write for the lot
         wanted = self.alert_severities
         made = [hit_event(hit) for hit in hits] if self.on_event else []
         if self.alert is not None:

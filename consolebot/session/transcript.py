@@ -6,7 +6,8 @@ For a console named NAME in folder DIR:
   is replaced by ``***`` (also when it was split across reads).
 * ``DIR/NAME.log``: one line per console line, ``<UTC ISO-8601> <tag> <text>``.
   Tag ``|`` is a complete line; ``<`` a partial line written after
-  ``partial_flush_s`` of quiet (a prompt), continued on the next line; ``!`` a
+  ``partial_flush_s`` of quiet (a prompt) or once it holds ``LINE_MAX_BYTES``,
+  continued on the next line; ``!`` a
   note of consolebot's (a gap, a reconnect). Control bytes in the text are
   written as ``\\xHH`` and a backslash as ``\\\\``, so the text is reversible.
   CR LF, CR CR LF, LF and a bare CR each end a line.
@@ -171,6 +172,36 @@ except ImportError:  # not built (no C compiler at install): the same in Python
     log_lines = log_lines_py
 
 
+def rx_lines_py(data: bytes, line: bytes, pending_cr: bool, now: float) -> tuple[bytes | None, int, bytes, bool]:
+    """Given received bytes, the line left unended before them (it holds no line end), whether the read before
+    ended with a CR, and the time: return the log lines ``data`` completes (``line`` first; each headed with the
+    time and ``|``; None when it completes none), their number, the line it leaves unended, and whether it ended
+    with a CR (an LF or more CRs starting the next read continue that line end: they start no line).
+
+    ``consolebot._fastpath.rx_lines`` does the same in C, when it was built.
+    """
+    if pending_cr:
+        data = data.lstrip(b"\r")
+        if not data:
+            return None, 0, line, True  # only more CRs: the line end may still go on (with an LF) in the next read
+        pending_cr = False
+        if data[:1] == b"\n":
+            data = data[1:]
+    if not data:
+        return None, 0, line, False
+    cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1  # after the last line end
+    if not cut:
+        return None, 0, line + data, False
+    text, n = log_lines_py(line + data[:cut] if line else data[:cut], _head(now, b"|"))
+    return text, n, data[cut:], cut == len(data) and data[-1] == 13
+
+
+try:
+    from consolebot._fastpath import rx_lines
+except ImportError:  # not built: the same in Python
+    rx_lines = rx_lines_py
+
+
 def event_line(hit: Hit, start: str) -> str:
     """Given an event as a hit and the start of its JSON line (``{"t": ..., "type": "event", ``), return its JSON
     line with its LF (as ``Transcript.record("event", **ev.to_json())`` writes it, but the time written).
@@ -239,6 +270,7 @@ def unescape_text(text: str) -> bytes:
     return bytes(out)
 
 
+LINE_MAX_BYTES = 64 * 1024  # an unended line longer than this is written as a partial line (``<``), continued after
 BUFFER_MAX_BYTES = 16 * 1024  # a buffered file holding more than this is written at once (bounds memory)
 
 
@@ -307,7 +339,7 @@ class Transcript:
         self.partial_flush_s = partial_flush_s
         self.buffered = buffered  # see the module's docstring: what a SIGKILL can lose then
         self._stream = StreamRedactor(redactor)
-        self._line = bytearray()
+        self._line = b""  # the line not yet ended (it holds no line end)
         self._pending_cr = False
         self._partial_written = False
         self._last_rx = 0.0
@@ -394,34 +426,20 @@ class Transcript:
 
     def _lines(self, data: bytes, now: float) -> None:
         """Write the lines ``data`` completes: one ``write(2)``, built without a Python step per line."""
-        if self._pending_cr:
-            # the previous chunk ended with CR: an LF (or more CRs) continuing that line end is not a new line
-            data = data.lstrip(b"\r")
-            if not data:
-                return  # only more CRs: the line end may still go on (with an LF) in the next chunk
-            self._pending_cr = False
-            if data[:1] == b"\n":
-                data = data[1:]
-        if not data:
-            return
-        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1  # after the last line end
-        if not cut:
-            self._line += data
-            return
-        if cut == len(data) and data[-1] == 13:
-            self._pending_cr = True
-        region = bytes(self._line) + data[:cut] if self._line else data[:cut]
-        self._line = bytearray(data[cut:])
-        text, n = log_lines(region, _head(now, b"|"))
-        self._log.write(text)
-        self.lines += n
-        self._partial_written = False
+        text, n, self._line, self._pending_cr = rx_lines(data, self._line, self._pending_cr, now)
+        if text is not None:
+            self._log.write(text)
+            self.lines += n
+            self._partial_written = False
+        if len(self._line) > LINE_MAX_BYTES:  # garbage that never ends a line: written in parts, memory stays bounded
+            self._log.write(utc_iso(now).encode() + b" < " + escape_text(self._line).encode() + b"\n")
+            self._line = b""
 
     def tick(self) -> None:
         """Call now and then: writes a partial line after ``partial_flush_s`` of quiet."""
         if self._line and not self._partial_written and time.monotonic() - self._last_rx >= self.partial_flush_s:
-            self._log.write(utc_iso(self._last_rx_wall).encode() + b" < " + escape_text(bytes(self._line)).encode() + b"\n")
-            self._line.clear()
+            self._log.write(utc_iso(self._last_rx_wall).encode() + b" < " + escape_text(self._line).encode() + b"\n")
+            self._line = b""
             self._partial_written = True
 
     # -- acts, notes, events ---------------------------------------------------------------
@@ -433,8 +451,9 @@ class Transcript:
         if self.buffered:
             self.flush()  # acts and notes (gaps, reconnects) are rare and worth having on disk at once
 
-    def record_events(self, hits: list[Hit]) -> None:
-        """Write one JSON line per event (as ``record("event", **ev.to_json())`` would), in one ``write(2)``.
+    def record_events(self, hits: list[Hit], now: float | None = None) -> None:
+        """Write one JSON line per event (as ``record("event", **ev.to_json())`` would), in one ``write(2)``, stamped
+        ``now`` (default: the time now; a capture gives the time its read was recorded with ``rx``).
 
         The events come as hits (``Classifier.feed_hits``, ``events.as_hits``); an unmade one is written from the
         JSON its remembered line's template holds.
@@ -442,7 +461,7 @@ class Transcript:
         if self._gen != _REOPEN_GENERATION:
             self._check_reopen()
         global _EVENT_START
-        iso = utc_iso()
+        iso = utc_iso(now)
         if _EVENT_START[0] is not iso:
             _EVENT_START = (iso, f'{{"t": {_JSTR(iso)}, "type": "event", ')
         start = _EVENT_START[1]
@@ -468,8 +487,8 @@ class Transcript:
             self._raw.write(tail)
             self._line += tail
         if self._line:
-            self._log.write(utc_iso(self._last_rx_wall).encode() + b" < " + escape_text(bytes(self._line)).encode() + b"\n")
-            self._line.clear()
+            self._log.write(utc_iso(self._last_rx_wall).encode() + b" < " + escape_text(self._line).encode() + b"\n")
+            self._line = b""
         self._close_files()
 
     def __repr__(self) -> str:
