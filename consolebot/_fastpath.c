@@ -25,6 +25,10 @@
  *     transcript.event_lines_py: the JSON line of each event: an unmade hit's from its template's JSON pieces,
  *     its line number and its leading timestamp; any other's from ``line(hit, start)`` (transcript.event_line).
  *
+ * timeline_feed(timeline, hits) -> None
+ *     timeline.Timeline.feed_all_py: the events (as hits) counted in the timeline's boots, its phases moved on,
+ *     its boots started and ended (a new one made by ``timeline._new_boot(line)``), with its _take's steps.
+ *
  * Optional: built when a C compiler and Python's headers are at hand (setup.py), else the Python code runs.
  */
 #define PY_SSIZE_T_CLEAN
@@ -540,6 +544,463 @@ fail:
     return NULL;
 }
 
+/* -- the timeline (recognise/timeline.py): Timeline.feed_all_py and Timeline._take, the same steps ------------- */
+
+static PyObject *S_BOOTS, *S_RESTARTING, *S_PHASE, *S_PHASES, *S_COUNTS, *S_WORST, *S_KERNEL, *S_BEFORE, *S_FAILED,
+    *S_SALVAGE, *S_END_LINE, *S_ENDED_BY, *S_NEW_BOOT, *K_KIND, *K_SEVERITY, *K_FIELDS, *K_SERVICE, *K_ACTION,
+    *F_KERNEL, *P_UNKNOWN, *P_DOWN, *P_FIRMWARE, *P_KERNEL, *P_INIT, *P_AFS, *P_SALVAGING, *P_SERVICES,
+    *P_LOGIN_READY, *P_PANICKED, *P_HUNG, *V_EMPTY, *V_RUNNING, *V_DONE, *V_INFO, *KIND_CODE, *SEV_RANK,
+    *TIMELINE_KINDS;
+
+enum { K_OTHER, K_FIRMWARE, K_LOADER, K_START, K_INIT, K_AFS, K_SALV_START, K_SALV_PROGRESS, K_SALV_DONE, K_SVC_OK,
+       K_SVC_FAIL, K_LOGIN, K_PANIC, K_RESTART, K_SYSRQ, K_SILENT };
+static const char *const KIND_NAMES[] = {NULL, "boot.firmware", "boot.loader", "boot.start", "init.start", "afs.start",
+    "afs.salvage.start", "afs.salvage.progress", "afs.salvage.done", "service.ok", "service.fail", "login.prompt",
+    "kernel.panic", "kernel.restart", "sysrq.ack", "console.silent"};
+
+/* a == b for two str (1), or not (0), or an error (-1) */
+static int str_eq(PyObject *a, PyObject *b) {
+    if (a == b) return 1;
+    if (!PyUnicode_Check(a) || !PyUnicode_Check(b)) return 0;
+    int r = PyUnicode_Compare(a, b);
+    if (r == -1 && PyErr_Occurred()) return -1;
+    return r == 0;
+}
+
+static int kind_code(PyObject *k) {
+    PyObject *code = PyDict_GetItemWithError(KIND_CODE, k);
+    if (code == NULL) return PyErr_Occurred() ? -1 : K_OTHER;
+    return (int)PyLong_AsLong(code);
+}
+
+static long sev_rank(PyObject *sev) {  /* SEVERITY_RANK.get(sev, 0) */
+    PyObject *r = PyDict_GetItemWithError(SEV_RANK, sev);
+    if (r == NULL) return PyErr_Occurred() ? -1 : 0;
+    return PyLong_AsLong(r);
+}
+
+static int count_kind(PyObject *counts, PyObject *k) {  /* counts[k] = counts.get(k, 0) + 1 */
+    if (!PyDict_Check(counts)) { PyErr_SetString(PyExc_TypeError, "Boot.counts: not a dict"); return -1; }
+    PyObject *had = PyDict_GetItemWithError(counts, k);
+    if (had == NULL && PyErr_Occurred()) return -1;
+    PyObject *one;
+    if (had == NULL) one = PyLong_FromLong(1);
+    else if (PyLong_CheckExact(had)) {
+        long n = PyLong_AsLong(had);
+        one = n == -1 && PyErr_Occurred() ? NULL : PyLong_FromLong(n + 1);
+    } else {
+        PyObject *inc = PyLong_FromLong(1);
+        one = inc == NULL ? NULL : PyNumber_Add(had, inc);
+        Py_XDECREF(inc);
+    }
+    if (one == NULL) return -1;
+    int r = PyDict_SetItem(counts, k, one);
+    Py_DECREF(one);
+    return r;
+}
+
+/* an attribute of ``o`` compared with the str ``v`` */
+static int attr_is(PyObject *o, PyObject *name, PyObject *v) {
+    PyObject *a = PyObject_GetAttr(o, name);
+    if (a == NULL) return -1;
+    int r = str_eq(a, v);
+    Py_DECREF(a);
+    return r;
+}
+
+/* the boot's phase is one of ``n`` phases */
+static int phase_in(PyObject *phase, PyObject *const *phases, int n) {
+    for (int i = 0; i < n; i++) {
+        int r = str_eq(phase, phases[i]);
+        if (r) return r;
+    }
+    return 0;
+}
+
+/* Timeline._set: the boot's phase becomes ``phase`` (and is listed) unless it is that already */
+static int set_phase(PyObject *boot, PyObject *phase, PyObject *line) {
+    int same = attr_is(boot, S_PHASE, phase);
+    if (same) return same < 0 ? -1 : 0;
+    if (PyObject_SetAttr(boot, S_PHASE, phase) < 0) return -1;
+    PyObject *phases = PyObject_GetAttr(boot, S_PHASES);
+    if (phases == NULL) return -1;
+    PyObject *pair = PyTuple_Pack(2, phase, line);
+    int r = pair == NULL ? -1 : PyList_Check(phases) ? PyList_Append(phases, pair) : -1;
+    if (r < 0 && pair != NULL && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "Boot.phases: not a list");
+    Py_XDECREF(pair);
+    Py_DECREF(phases);
+    return r;
+}
+
+/* a failed service named in ``fields`` is added to the boot's list once */
+static int add_failed(PyObject *boot, PyObject *fields) {
+    if (!PyDict_Check(fields)) return 0;
+    PyObject *svc = PyDict_GetItemWithError(fields, K_SERVICE);
+    if (svc == NULL) return PyErr_Occurred() ? -1 : 0;
+    int truth = PyObject_IsTrue(svc);
+    if (truth <= 0) return truth;
+    PyObject *failed = PyObject_GetAttr(boot, S_FAILED);
+    if (failed == NULL) return -1;
+    int r = PySequence_Contains(failed, svc);
+    if (r == 0) r = PyList_Check(failed) ? PyList_Append(failed, svc) : -1;
+    if (r < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "Boot.failed_services: not a list");
+    Py_DECREF(failed);
+    return r < 0 ? -1 : 0;
+}
+
+/* fields.get(key, default), a new reference */
+static PyObject *field(PyObject *fields, PyObject *key, PyObject *dflt) {
+    PyObject *v = PyDict_Check(fields) ? PyDict_GetItemWithError(fields, key) : NULL;
+    if (v == NULL && PyErr_Occurred()) return NULL;
+    v = v == NULL ? dflt : v;
+    Py_INCREF(v);
+    return v;
+}
+
+/* fields' action starts with "Resetting" or "Power Off" (a SysRq that restarts or stops the machine) */
+static int resets(PyObject *fields) {
+    PyObject *action = field(fields, K_ACTION, V_EMPTY);
+    if (action == NULL) return -1;
+    int r = 0;
+    if (PyUnicode_Check(action)) {
+        PyObject *a = PyUnicode_FromString("Resetting"), *b = PyUnicode_FromString("Power Off");
+        if (a == NULL || b == NULL) r = -1;
+        else {
+            r = (int)PyUnicode_Tailmatch(action, a, 0, PY_SSIZE_T_MAX, -1);
+            if (r == 0) r = (int)PyUnicode_Tailmatch(action, b, 0, PY_SSIZE_T_MAX, -1);
+        }
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+    }
+    Py_DECREF(action);
+    return r;
+}
+
+/* the current boot (a new reference, or NULL with no error: there is none) */
+static PyObject *current_boot(PyObject *boots) {
+    Py_ssize_t n = PyList_GET_SIZE(boots);
+    if (n == 0) return NULL;
+    PyObject *b = PyList_GET_ITEM(boots, n - 1);
+    Py_INCREF(b);
+    return b;
+}
+
+static PyObject *new_boot(PyObject *tl, PyObject *line) {
+    return PyObject_CallMethodOneArg(tl, S_NEW_BOOT, line);
+}
+
+/* Timeline._take(k, severity, fields, line) (the phase change it returns is not needed here): 0, or -1 */
+static int take(PyObject *tl, PyObject *boots, PyObject *k, int code, PyObject *sev, PyObject *fields, PyObject *line) {
+    PyObject *cur = current_boot(boots);
+    int rc = -1;
+    if (code == K_OTHER) {  /* counted and ranked, the phase stays */
+        if (cur == NULL && (cur = new_boot(tl, line)) == NULL) return -1;
+        PyObject *counts = PyObject_GetAttr(cur, S_COUNTS);
+        if (counts == NULL || count_kind(counts, k) < 0) { Py_XDECREF(counts); goto done; }
+        Py_DECREF(counts);
+        if (!str_eq(sev, V_INFO)) {
+            PyObject *worst = PyObject_GetAttr(cur, S_WORST);
+            if (worst == NULL) goto done;
+            long a = sev_rank(sev), b = sev_rank(worst);
+            Py_DECREF(worst);
+            if (a < 0 || b < 0) goto done;
+            if (a > b && PyObject_SetAttr(cur, S_WORST, sev) < 0) goto done;
+        }
+        rc = 0;
+        goto done;
+    }
+    PyObject *restarting_o = PyObject_GetAttr(tl, S_RESTARTING);
+    if (restarting_o == NULL) goto done;
+    int restarting = PyObject_IsTrue(restarting_o);
+    Py_DECREF(restarting_o);
+    if (restarting < 0) goto done;
+    int fresh = 0, past_kernel = 0, phase_kernel = 0;
+    if (cur != NULL) {
+        PyObject *phase = PyObject_GetAttr(cur, S_PHASE);
+        if (phase == NULL) goto done;
+        int unknown = str_eq(phase, P_UNKNOWN);
+        PyObject *early[] = {P_UNKNOWN, P_DOWN, P_FIRMWARE};
+        int is_early = phase_in(phase, early, 3);
+        phase_kernel = str_eq(phase, P_KERNEL);
+        Py_DECREF(phase);
+        if (unknown < 0 || is_early < 0 || phase_kernel < 0) goto done;
+        if (unknown) {
+            PyObject *phases = PyObject_GetAttr(cur, S_PHASES);
+            if (phases == NULL) goto done;
+            int any = PyObject_IsTrue(phases);
+            Py_DECREF(phases);
+            if (any < 0) goto done;
+            fresh = !any;
+        }
+        past_kernel = !is_early;
+    }
+    int need_new = 0;
+    if ((code == K_FIRMWARE || code == K_LOADER || code == K_START) && !(fresh && !restarting)) {
+        int ended = 0;
+        if (cur != NULL) {
+            PyObject *end_line = PyObject_GetAttr(cur, S_END_LINE);
+            if (end_line == NULL) goto done;
+            ended = end_line != Py_None;
+            Py_DECREF(end_line);
+        }
+        need_new = cur == NULL || restarting || ended || (past_kernel && !phase_kernel) || (code == K_START && past_kernel);
+    } else if (code == K_INIT && (cur == NULL || restarting)) {
+        need_new = 1;
+    }
+    if (need_new || cur == NULL) {
+        Py_XDECREF(cur);
+        if ((cur = new_boot(tl, line)) == NULL) return -1;
+    }
+    PyObject *counts = PyObject_GetAttr(cur, S_COUNTS);
+    if (counts == NULL || count_kind(counts, k) < 0) { Py_XDECREF(counts); goto done; }
+    Py_DECREF(counts);
+    {
+        PyObject *worst = PyObject_GetAttr(cur, S_WORST);
+        if (worst == NULL) goto done;
+        long a = sev_rank(sev), b = sev_rank(worst);
+        Py_DECREF(worst);
+        if (a < 0 || b < 0) goto done;
+        if (a > b && PyObject_SetAttr(cur, S_WORST, sev) < 0) goto done;
+    }
+    PyObject *phase = PyObject_GetAttr(cur, S_PHASE);
+    if (phase == NULL) goto done;
+    int r = 0;
+    switch (code) {
+    case K_FIRMWARE: case K_LOADER:
+        r = set_phase(cur, P_FIRMWARE, line);
+        break;
+    case K_START: {
+        PyObject *kernel = field(fields, F_KERNEL, V_EMPTY);
+        r = kernel == NULL ? -1 : PyObject_SetAttr(cur, S_KERNEL, kernel);
+        Py_XDECREF(kernel);
+        if (r == 0) r = set_phase(cur, P_KERNEL, line);
+        break;
+    }
+    case K_INIT:
+        r = set_phase(cur, P_INIT, line);
+        break;
+    case K_AFS:
+        r = str_eq(phase, P_SALVAGING);
+        if (r == 0) r = set_phase(cur, P_AFS, line);
+        else if (r == 1) r = 0;
+        break;
+    case K_SALV_START: case K_SALV_PROGRESS: {
+        int done_ = attr_is(cur, S_SALVAGE, V_DONE);
+        if (done_ < 0) { r = -1; break; }
+        if (!done_ || code == K_SALV_START) {
+            if (PyObject_SetAttr(cur, S_SALVAGE, V_RUNNING) < 0) { r = -1; break; }
+            int salvaging = str_eq(phase, P_SALVAGING);
+            if (salvaging < 0 || (!salvaging && PyObject_SetAttr(cur, S_BEFORE, phase) < 0)) { r = -1; break; }
+            r = set_phase(cur, P_SALVAGING, line);
+        }
+        break;
+    }
+    case K_SALV_DONE: {
+        if (PyObject_SetAttr(cur, S_SALVAGE, V_DONE) < 0) { r = -1; break; }
+        int salvaging = str_eq(phase, P_SALVAGING);
+        if (salvaging < 0) { r = -1; break; }
+        if (salvaging) {
+            PyObject *before = PyObject_GetAttr(cur, S_BEFORE);
+            if (before == NULL) { r = -1; break; }
+            int empty = str_eq(before, V_EMPTY), unknown = str_eq(before, P_UNKNOWN);
+            if (empty < 0 || unknown < 0) r = -1;
+            else r = set_phase(cur, empty || unknown ? P_AFS : before, line);
+            Py_DECREF(before);
+        }
+        break;
+    }
+    case K_SVC_OK: case K_SVC_FAIL: {
+        PyObject *early[] = {P_INIT, P_AFS, P_KERNEL};
+        r = phase_in(phase, early, 3);
+        if (r == 1) r = set_phase(cur, P_SERVICES, line);
+        break;
+    }
+    case K_LOGIN:
+        r = str_eq(phase, P_PANICKED);
+        if (r == 0) r = set_phase(cur, P_LOGIN_READY, line);
+        else if (r == 1) r = 0;
+        break;
+    case K_PANIC:
+        r = set_phase(cur, P_PANICKED, line);
+        break;
+    case K_RESTART: case K_SYSRQ: {
+        int ends = code == K_RESTART ? 1 : resets(fields);
+        if (ends <= 0) { r = ends; break; }
+        PyObject *by = field(fields, K_ACTION, k);
+        if (by == NULL || PyObject_SetAttr(cur, S_END_LINE, line) < 0 || PyObject_SetAttr(cur, S_ENDED_BY, by) < 0
+            || PyObject_SetAttr(tl, S_RESTARTING, Py_True) < 0) r = -1;
+        Py_XDECREF(by);
+        if (r == 0) r = set_phase(cur, P_DOWN, line);
+        break;
+    }
+    case K_SILENT: {
+        PyObject *quiet[] = {P_LOGIN_READY, P_DOWN};
+        r = phase_in(phase, quiet, 2);
+        if (r == 0) r = set_phase(cur, P_HUNG, line);
+        else if (r == 1) r = 0;
+        break;
+    }
+    }
+    Py_DECREF(phase);
+    if (r < 0) goto done;
+    if (code == K_SVC_FAIL && add_failed(cur, fields) < 0) goto done;
+    rc = 0;
+done:
+    Py_XDECREF(cur);
+    return rc;
+}
+
+/* Timeline._counted_only for the kinds feed_all asks it about (not service.ok, service.fail): 1, 0, or -1 */
+static int counted_only(int code, PyObject *fields, PyObject *boot) {
+    PyObject *phase = PyObject_GetAttr(boot, S_PHASE);
+    if (phase == NULL) return -1;
+    int r = 0;
+    switch (code) {
+    case K_LOGIN: { PyObject *p[] = {P_LOGIN_READY, P_PANICKED}; r = phase_in(phase, p, 2); break; }
+    case K_AFS: { PyObject *p[] = {P_AFS, P_SALVAGING}; r = phase_in(phase, p, 2); break; }
+    case K_PANIC: r = str_eq(phase, P_PANICKED); break;
+    case K_SYSRQ: r = resets(fields); if (r >= 0) r = !r; break;
+    case K_SALV_PROGRESS: case K_SALV_DONE: {
+        int done_ = attr_is(boot, S_SALVAGE, V_DONE);
+        int salvaging = str_eq(phase, P_SALVAGING);
+        if (done_ < 0 || salvaging < 0) { r = -1; break; }
+        if (code == K_SALV_DONE) { r = done_ && !salvaging; break; }
+        if (done_) { r = 1; break; }
+        int running = attr_is(boot, S_SALVAGE, V_RUNNING);
+        r = running < 0 ? -1 : running && salvaging;
+        break;
+    }
+    default: r = 0;
+    }
+    Py_DECREF(phase);
+    return r;
+}
+
+/* timeline_feed(timeline, hits) -> None: Timeline.feed_all_py */
+static PyObject *timeline_feed(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "timeline_feed(timeline, hits: list)");
+        return NULL;
+    }
+    PyObject *tl = args[0], *hits = args[1];
+    PyObject *boots = PyObject_GetAttr(tl, S_BOOTS);
+    if (boots == NULL) return NULL;
+    if (!PyList_Check(boots)) {
+        PyErr_SetString(PyExc_TypeError, "Timeline.boots: not a list");
+        Py_DECREF(boots);
+        return NULL;
+    }
+    PyObject *boot = NULL, *counts = NULL;  /* the current boot and its counts, while no phase event came */
+    long worst = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hits); i++) {
+        PyObject *hit = PyList_GET_ITEM(hits, i);
+        if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3 || !PyDict_Check(PyTuple_GET_ITEM(hit, 1))) {
+            PyErr_SetString(PyExc_TypeError, "timeline_feed: a hit is (line, attrs: dict, made)");
+            goto fail;
+        }
+        PyObject *line = PyTuple_GET_ITEM(hit, 0), *attrs = PyTuple_GET_ITEM(hit, 1);
+        PyObject *k = PyDict_GetItemWithError(attrs, K_KIND);
+        PyObject *sev = k == NULL ? NULL : PyDict_GetItemWithError(attrs, K_SEVERITY);
+        if (k == NULL || sev == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "kind/severity");
+            goto fail;
+        }
+        int code = kind_code(k);
+        if (code < 0) goto fail;
+        PyObject *fields = NULL;
+        if (boot == NULL) {
+            if (PyList_GET_SIZE(boots) == 0) {
+                fields = PyDict_GetItemWithError(attrs, K_FIELDS);
+                if (fields == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "fields"); goto fail; }
+                if (take(tl, boots, k, code, sev, fields, line) < 0) goto fail;
+                continue;
+            }
+            boot = current_boot(boots);
+            counts = PyObject_GetAttr(boot, S_COUNTS);
+            PyObject *w = counts == NULL ? NULL : PyObject_GetAttr(boot, S_WORST);
+            if (w == NULL) goto fail;
+            worst = sev_rank(w);
+            Py_DECREF(w);
+            if (worst < 0) goto fail;
+        }
+        if (code != K_OTHER) {
+            fields = PyDict_GetItemWithError(attrs, K_FIELDS);
+            if (fields == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "fields"); goto fail; }
+            int to_take;
+            if (code == K_SVC_OK || code == K_SVC_FAIL) {  /* the most frequent: a phase change only early on */
+                PyObject *phase = PyObject_GetAttr(boot, S_PHASE);
+                if (phase == NULL) goto fail;
+                PyObject *early[] = {P_INIT, P_AFS, P_KERNEL};
+                to_take = phase_in(phase, early, 3);
+                Py_DECREF(phase);
+                if (to_take < 0) goto fail;
+                if (!to_take && code == K_SVC_FAIL && add_failed(boot, fields) < 0) goto fail;
+            } else {
+                int only = counted_only(code, fields, boot);
+                if (only < 0) goto fail;
+                to_take = !only;
+            }
+            if (to_take) {  /* it may start a boot or change the worst severity */
+                Py_CLEAR(boot);
+                Py_CLEAR(counts);
+                if (take(tl, boots, k, code, sev, fields, line) < 0) goto fail;
+                continue;
+            }
+        }
+        if (count_kind(counts, k) < 0) goto fail;
+        if (!str_eq(sev, V_INFO)) {
+            long r = sev_rank(sev);
+            if (r < 0) goto fail;
+            if (r > worst) {
+                if (PyObject_SetAttr(boot, S_WORST, sev) < 0) goto fail;
+                worst = r;
+            }
+        }
+    }
+    Py_XDECREF(boot);
+    Py_XDECREF(counts);
+    Py_DECREF(boots);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(boot);
+    Py_XDECREF(counts);
+    Py_DECREF(boots);
+    return NULL;
+}
+
+static int timeline_init(void) {
+#define INTERN(v, s) if ((v = PyUnicode_InternFromString(s)) == NULL) return -1
+    INTERN(S_BOOTS, "boots"); INTERN(S_RESTARTING, "_restarting"); INTERN(S_PHASE, "phase");
+    INTERN(S_PHASES, "phases"); INTERN(S_COUNTS, "counts"); INTERN(S_WORST, "worst_severity");
+    INTERN(S_KERNEL, "kernel"); INTERN(S_BEFORE, "before_salvage"); INTERN(S_FAILED, "failed_services");
+    INTERN(S_SALVAGE, "salvage"); INTERN(S_END_LINE, "end_line"); INTERN(S_ENDED_BY, "ended_by");
+    INTERN(S_NEW_BOOT, "_new_boot"); INTERN(K_KIND, "kind"); INTERN(K_SEVERITY, "severity");
+    INTERN(K_FIELDS, "fields"); INTERN(K_SERVICE, "service"); INTERN(K_ACTION, "action"); INTERN(F_KERNEL, "kernel");
+    INTERN(P_UNKNOWN, "unknown"); INTERN(P_DOWN, "down"); INTERN(P_FIRMWARE, "firmware"); INTERN(P_KERNEL, "kernel");
+    INTERN(P_INIT, "init"); INTERN(P_AFS, "afs"); INTERN(P_SALVAGING, "salvaging"); INTERN(P_SERVICES, "services");
+    INTERN(P_LOGIN_READY, "login-ready"); INTERN(P_PANICKED, "panicked"); INTERN(P_HUNG, "hung");
+    INTERN(V_EMPTY, ""); INTERN(V_RUNNING, "running"); INTERN(V_DONE, "done"); INTERN(V_INFO, "info");
+#undef INTERN
+    KIND_CODE = PyDict_New();
+    SEV_RANK = PyDict_New();
+    TIMELINE_KINDS = PyTuple_New(K_SILENT);
+    if (KIND_CODE == NULL || SEV_RANK == NULL || TIMELINE_KINDS == NULL) return -1;
+    for (int c = K_FIRMWARE; c <= K_SILENT; c++) {
+        PyObject *name = PyUnicode_InternFromString(KIND_NAMES[c]), *v = PyLong_FromLong(c);
+        if (name == NULL || v == NULL || PyDict_SetItem(KIND_CODE, name, v) < 0) return -1;
+        Py_DECREF(v);
+        PyTuple_SET_ITEM(TIMELINE_KINDS, c - 1, name);
+    }
+    static const char *const sevs[] = {"info", "notice", "warning", "critical"};
+    for (int r = 0; r < 4; r++) {
+        PyObject *v = PyLong_FromLong(r);
+        if (v == NULL || PyDict_SetItemString(SEV_RANK, sevs[r], v) < 0) return -1;
+        Py_DECREF(v);
+    }
+    return 0;
+}
+
 static PyMethodDef methods[] = {
     {"log_lines", (PyCFunction)(void (*)(void))log_lines, METH_FASTCALL, "The log lines of a region of complete console lines, and their number."},
     {"rx_lines", (PyCFunction)(void (*)(void))rx_lines, METH_FASTCALL,
@@ -548,6 +1009,8 @@ static PyMethodDef methods[] = {
      "The JSON lines of a read's events (transcript.event_lines_py)."},
     {"strip_escapes", strip_escapes, METH_O, "The bytes without their ANSI escape sequences (clean.strip_escapes)."},
     {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL, "The lines of a block looked up in a classifier's line memory."},
+    {"timeline_feed", (PyCFunction)(void (*)(void))timeline_feed, METH_FASTCALL,
+     "A timeline fed events given as hits (timeline.Timeline.feed_all_py)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -565,5 +1028,11 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     K_JTAIL = PyUnicode_InternFromString("_jtail");
     K_JSON_TAIL = PyUnicode_InternFromString("json_tail");
     if (K_JPRE == NULL || K_JPOST == NULL || K_JTAIL == NULL || K_JSON_TAIL == NULL) return NULL;
-    return PyModule_Create(&module);
+    if (timeline_init() < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    /* the kinds it treats as Timeline treats _PHASE_KINDS (a test compares them) */
+    Py_INCREF(TIMELINE_KINDS);
+    if (PyModule_AddObject(m, "TIMELINE_KINDS", TIMELINE_KINDS) < 0) { Py_DECREF(TIMELINE_KINDS); Py_DECREF(m); return NULL; }
+    return m;
 }

@@ -246,3 +246,58 @@ def test_the_python_path_gives_what_the_c_path_gives(tmp_path: Path, monkeypatch
     in_python = _capture_path(tmp_path, "py")
     assert with_c[0] and with_c[1] and with_c[2]
     assert in_python == with_c
+
+
+# -- the timeline ---------------------------------------------------------------------------------------------------
+from consolebot.recognise import timeline as tlmod  # noqa: E402
+
+_KINDS = sorted(tlmod._PHASE_KINDS) + ["benign", "kernel.hung_task", "shell.prompt", "afs.busy_volume"]
+_hit_attrs = st.fixed_dictionaries({
+    "kind": st.sampled_from(_KINDS),
+    "severity": st.sampled_from(["info", "notice", "warning", "critical", "debug"]),
+    "fields": st.fixed_dictionaries({}, optional={
+        "service": st.sampled_from(["", "postgresql", "domtool-server", "openafs-fileserver"]),
+        "action": st.sampled_from(["", "Resetting", "Power Off", "Emergency Sync", "Resetting system"]),
+        "kernel": st.sampled_from(["", "6.1.0-18-amd64"]),
+    }),
+})
+
+
+def test_the_timeline_kinds_are_the_ones_timeline_names() -> None:
+    assert set(fast.TIMELINE_KINDS) == tlmod._PHASE_KINDS
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_hit_attrs, max_size=60), st.lists(st.integers(min_value=1, max_value=8), max_size=12),
+       st.integers(min_value=1, max_value=4))
+def test_timeline_feed_is_the_python_code(attrs: list[dict[str, object]], cuts: list[int], max_boots: int) -> None:
+    hits = [(n + 1, a, None) for n, a in enumerate(attrs)]
+    in_c, in_py = tlmod.Timeline(max_boots), tlmod.Timeline(max_boots)
+    i = 0
+    for size in [*cuts, len(hits)]:  # in reads of several sizes, as a capture feeds it
+        fast.timeline_feed(in_c, hits[i : i + size])
+        in_py.feed_all_py(hits[i : i + size])
+        i += size
+    assert in_c.boots == in_py.boots  # every field of every boot (dataclasses)
+    assert (in_c._restarting, in_c.boots_dropped, in_c._worst_dropped) == (
+        in_py._restarting, in_py.boots_dropped, in_py._worst_dropped)
+    assert in_c.summary() == in_py.summary()
+
+
+def test_timeline_feed_on_the_real_transcripts() -> None:
+    hits = cmod.Classifier().feed_hits(CORPUS)
+    assert len(hits) > 100
+    in_c, in_py = tlmod.Timeline(), tlmod.Timeline()
+    for i in range(0, len(hits), 4):
+        fast.timeline_feed(in_c, hits[i : i + 4])
+        in_py.feed_all_py(hits[i : i + 4])
+    assert in_c.boots == in_py.boots and len(in_c.boots) > 3
+
+
+def test_timeline_feed_rejects_what_is_no_hit() -> None:
+    with pytest.raises(TypeError):
+        fast.timeline_feed(tlmod.Timeline(), ((1, {}, None),))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.timeline_feed(tlmod.Timeline(), [(1, "kind", None)])
+    with pytest.raises(KeyError):
+        fast.timeline_feed(tlmod.Timeline(), [(1, {"kind": "service.ok"}, None)])

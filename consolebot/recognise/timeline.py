@@ -10,7 +10,7 @@ after a restart.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,13 @@ def _counted_only(k: str, fields: dict[str, str], boot: Boot) -> bool:
     return False
 
 
+_timeline_feed: Callable[[Timeline, list[Hit]], None] | None
+try:
+    from consolebot._fastpath import timeline_feed as _timeline_feed
+except ImportError:  # not built (no C compiler at install): the same in Python
+    _timeline_feed = None
+
+
 class Timeline:
     """Given events in order, keep the boots and the current phase."""
 
@@ -125,10 +132,19 @@ class Timeline:
         boot.phases.append((phase, line))
         return phase
 
-    def feed_all(self, hits: Iterable[Hit]) -> None:
+    def feed_all(self, hits: list[Hit]) -> None:
         """``feed`` each event (the phase changes are not returned), given as hits (``Classifier.feed_hits``,
         ``events.as_hits``): no event object is made, and one that changes no phase costs little.
+
+        ``consolebot._fastpath.timeline_feed`` takes the same steps in C, when it was built (``feed_all_py``).
         """
+        if _timeline_feed is not None:
+            _timeline_feed(self, hits)
+        else:
+            self.feed_all_py(hits)
+
+    def feed_all_py(self, hits: Iterable[Hit]) -> None:
+        """``feed_all`` in Python."""
         boots = self.boots
         boot: Boot | None = None
         counts: dict[str, int] = {}
