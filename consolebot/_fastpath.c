@@ -18,6 +18,10 @@
  *     it (and a CR that ended the last read, ``pending_cr``), each headed with ``now`` (utc_iso) and "|"; their
  *     number; the line left unended; whether ``data`` ended with a CR.
  *
+ * read_lines(pending, data, cache, nohit, canon, line0, lead, skip_first) -> (list, int, bool, list, bytes)
+ *     classifier.read_lines_py: the complete lines of ``pending`` + ``data`` (up to the last line end that is not
+ *     a CR run at the very end), their escapes stripped, looked up as ``lookup`` does; and what is left after them.
+ *
  * strip_escapes(data) -> bytes
  *     clean.strip_escapes_py: ``data`` without the escape sequences that clean._ANSI matches.
  *
@@ -266,31 +270,11 @@ static int add_hits(PyObject *hits, PyObject *templates, Py_ssize_t number, PyOb
     return failed ? -1 : 0;
 }
 
-static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if ((nargs != 4 && nargs != 7) || !PyBytes_Check(args[0]) || !PyDict_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "lookup(block: bytes, cache: dict, nohit, canon: bool[, line0: int | None, lead, skip_first])");
-        return NULL;
-    }
-    PyObject *cache = args[1], *nohit = args[2];
-    int canon = PyObject_IsTrue(args[3]);
-    if (canon < 0) return NULL;
-    /* with line0: remembered lines (their text, or ``lead``: their one leading timestamp) come out as hits */
-    Py_ssize_t line0 = -1;
-    PyObject *lead = NULL;
-    int skip_first = 0;
-    if (nargs == 7 && args[4] != Py_None) {
-        line0 = PyLong_AsSsize_t(args[4]);
-        if (line0 == -1 && PyErr_Occurred()) return NULL;
-        lead = args[5];
-        skip_first = PyObject_IsTrue(args[6]);
-        if (skip_first < 0) return NULL;
-    }
+/* lookup's work on the lines ``src`` .. ``end``: (found, lines, stamped, hits) */
+static PyObject *lookup_core(const unsigned char *src, const unsigned char *end, PyObject *cache, PyObject *nohit,
+                             int canon, Py_ssize_t line0, PyObject *lead, int skip_first) {
     PyObject *hits = PyList_New(0);
     if (hits == NULL) return NULL;
-    const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-    const unsigned char *end = src + PyBytes_GET_SIZE(args[0]);
     PyObject *found = PyList_New(0);
     char *scratch = PyMem_Malloc(end - src + 1);  /* a key is never longer than its line */
     if (scratch == NULL) PyErr_NoMemory();
@@ -391,6 +375,37 @@ fail:
     return NULL;
 }
 
+/* lookup's optional arguments: line0 (-1: None), lead, skip_first; -1 on an error */
+static int lookup_options(PyObject *const *args, Py_ssize_t *line0, PyObject **lead, int *skip_first) {
+    *line0 = -1;
+    *lead = NULL;
+    *skip_first = 0;
+    if (args[0] == Py_None) return 0;
+    *line0 = PyLong_AsSsize_t(args[0]);
+    if (*line0 == -1 && PyErr_Occurred()) return -1;
+    *lead = args[1];
+    *skip_first = PyObject_IsTrue(args[2]);
+    return *skip_first < 0 ? -1 : 0;
+}
+
+static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if ((nargs != 4 && nargs != 7) || !PyBytes_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "lookup(block: bytes, cache: dict, nohit, canon: bool[, line0: int | None, lead, skip_first])");
+        return NULL;
+    }
+    int canon = PyObject_IsTrue(args[3]);
+    if (canon < 0) return NULL;
+    /* with line0: remembered lines (their text, or ``lead``: their one leading timestamp) come out as hits */
+    Py_ssize_t line0 = -1;
+    PyObject *lead = NULL;
+    int skip_first = 0;
+    if (nargs == 7 && lookup_options(args + 4, &line0, &lead, &skip_first) < 0) return NULL;
+    const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    return lookup_core(src, src + PyBytes_GET_SIZE(args[0]), args[1], args[2], canon, line0, lead, skip_first);
+}
+
 /* the length of the escape sequence starting at p (an ESC), as clean._ANSI matches it there, or 0 */
 static Py_ssize_t escape_len(const unsigned char *p, const unsigned char *end) {
     Py_ssize_t left = end - p;
@@ -458,6 +473,71 @@ static PyObject *strip_escapes(PyObject *self, PyObject *arg) {
 }
 
 /* a growing output buffer */
+/* read_lines(pending, data, cache, nohit, canon, line0, lead, skip_first) -> (found, lines, stamped, hits, rest):
+ * classifier.read_lines_py */
+static PyObject *read_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 8 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "read_lines(pending: bytes, data: bytes, cache: dict, nohit, canon: bool, "
+                                         "line0: int | None, lead, skip_first: bool)");
+        return NULL;
+    }
+    int canon = PyObject_IsTrue(args[4]);
+    if (canon < 0) return NULL;
+    Py_ssize_t line0;
+    PyObject *lead;
+    int skip_first;
+    if (lookup_options(args + 5, &line0, &lead, &skip_first) < 0) return NULL;
+    Py_ssize_t plen = PyBytes_GET_SIZE(args[0]), dlen = PyBytes_GET_SIZE(args[1]), len = plen + dlen;
+    unsigned char *joined = NULL, *stripped = NULL;
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    if (plen) {  /* the line held from the reads before, then this one */
+        if ((joined = PyMem_Malloc(len)) == NULL) return PyErr_NoMemory();
+        memcpy(joined, PyBytes_AS_STRING(args[0]), plen);
+        memcpy(joined + plen, buf, dlen);
+        buf = joined;
+    }
+    /* the complete lines end at the last line end that is not a CR run at the very end (an LF may follow) */
+    Py_ssize_t j = len, end;
+    while (j && buf[j - 1] == '\r') j--;
+    for (end = j; end > 0 && !LINE_END[buf[end - 1]]; end--) {}
+    PyObject *result = NULL, *rest = NULL, *looked = NULL;
+    if (end == 0) {  /* no line ended */
+        if (plen == 0 && dlen == len) { rest = args[1]; Py_INCREF(rest); }
+        else rest = PyBytes_FromStringAndSize((const char *)buf, len);
+        if (rest != NULL) result = Py_BuildValue("([]nO[]N)", (Py_ssize_t)0, Py_False, rest);
+        goto done;
+    }
+    const unsigned char *block = buf, *block_end = buf + end, *esc = memchr(buf, 0x1B, end);
+    if (esc != NULL) {  /* escapes stripped from the whole block (no sequence spans a line end) */
+        if ((stripped = PyMem_Malloc(end)) == NULL) { PyErr_NoMemory(); goto done; }
+        unsigned char *o = stripped;
+        memcpy(o, buf, esc - buf);
+        o += esc - buf;
+        for (const unsigned char *p = esc; p < block_end;) {
+            if (*p == 0x1B) {
+                Py_ssize_t n = escape_len(p, block_end);
+                if (n) { p += n; continue; }
+            }
+            *o++ = *p++;
+        }
+        block = stripped;
+        block_end = o;
+    }
+    looked = lookup_core(block, block_end, args[2], args[3], canon, line0, lead, skip_first);
+    if (looked == NULL) goto done;
+    rest = PyBytes_FromStringAndSize((const char *)buf + end, len - end);
+    if (rest == NULL) goto done;
+    result = PyTuple_Pack(5, PyTuple_GET_ITEM(looked, 0), PyTuple_GET_ITEM(looked, 1), PyTuple_GET_ITEM(looked, 2),
+                          PyTuple_GET_ITEM(looked, 3), rest);
+    Py_DECREF(rest);
+done:
+    Py_XDECREF(looked);
+    PyMem_Free(joined);
+    PyMem_Free(stripped);
+    return result;
+}
+
 typedef struct { char *buf; Py_ssize_t len, cap; } Out;
 
 static int out_add(Out *o, const char *s, Py_ssize_t n) {
@@ -1009,6 +1089,8 @@ static PyMethodDef methods[] = {
      "The JSON lines of a read's events (transcript.event_lines_py)."},
     {"strip_escapes", strip_escapes, METH_O, "The bytes without their ANSI escape sequences (clean.strip_escapes)."},
     {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL, "The lines of a block looked up in a classifier's line memory."},
+    {"read_lines", (PyCFunction)(void (*)(void))read_lines, METH_FASTCALL,
+     "The lines a read completes, looked up in a classifier's line memory (classifier.read_lines_py)."},
     {"timeline_feed", (PyCFunction)(void (*)(void))timeline_feed, METH_FASTCALL,
      "A timeline fed events given as hits (timeline.Timeline.feed_all_py)."},
     {NULL, NULL, 0, NULL},

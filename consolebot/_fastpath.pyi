@@ -8,6 +8,10 @@ def lookup(
     block: bytes, cache: dict[bytes, Any], nohit: Any, canon: bool, line0: int | None = None, lead: str = "",
     skip_first: bool = False,
 ) -> tuple[list[tuple[int, bytes, bytes, Any]], int, bool, list[tuple[int, dict[str, Any], Any]]]: ...
+def read_lines(
+    pending: bytes, data: bytes, cache: dict[bytes, Any], nohit: Any, canon: bool, line0: int | None, lead: str,
+    skip_first: bool, /,
+) -> tuple[list[tuple[int, bytes, bytes, Any]], int, bool, list[tuple[int, dict[str, Any], Any]], bytes]: ...
 def event_lines(
     hits: list[tuple[int, dict[str, Any], Any]], start: str, line: Callable[[tuple[int, dict[str, Any], Any], str], str],
 ) -> bytes: ...

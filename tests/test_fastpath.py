@@ -181,6 +181,18 @@ def test_lookup_on_the_real_transcripts() -> None:
             assert fast.lookup(block, memory, cmod._NOHIT, True) == cmod.lookup_py(block, memory, cmod._NOHIT, True)
 
 
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(blocks, blocks, st.booleans(), st.integers(min_value=1, max_value=10**6), st.booleans())
+@example(b"", b"a\r", True, 1, False)
+@example(b"x\r", b"\ny\n\r\r", True, 1, True)
+@example(b"", b"\x1b[0mok\r\n\x1b[", True, 1, False)
+def test_read_lines_is_the_python_code(pending: bytes, data: bytes, canon: bool, line0: int, skip_first: bool) -> None:
+    memory = _memory(CORPUS + pending + data)
+    args = (pending, data, memory, cmod._NOHIT, canon, line0, cmod._LEAD, skip_first)
+    assert fast.read_lines(*args) == cmod.read_lines_py(*args)
+    assert fast.read_lines(*args[:5], None, cmod._LEAD, False) == cmod.read_lines_py(*args[:5], None, cmod._LEAD, False)
+
+
 def test_the_hot_path_in_use_is_the_c_one() -> None:
     # built (the test above ran), the transcript and the classifier use it
     assert tmod.log_lines is fast.log_lines
@@ -190,6 +202,7 @@ def test_the_hot_path_in_use_is_the_c_one() -> None:
 
     assert clean.strip_escapes is fast.strip_escapes
     assert cmod.lookup is fast.lookup
+    assert cmod._read_lines is fast.read_lines
 
 
 def test_bad_arguments_raise_type_errors_not_crashes() -> None:
@@ -205,6 +218,10 @@ def test_bad_arguments_raise_type_errors_not_crashes() -> None:
         fast.event_lines([(1, {"kind": "x"}, Ellipsis)], "", lambda hit, start: b"not text")  # type: ignore
     with pytest.raises(TypeError):
         fast.strip_escapes("text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.read_lines(b"", b"x\n", {}, None, True, 1, "", False, "extra")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        fast.read_lines(bytearray(), b"x\n", {}, None, True, 1, "", False)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         fast.rx_lines(b"x\n", bytearray(b"y"), False, 1.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -241,6 +258,7 @@ def test_the_python_path_gives_what_the_c_path_gives(tmp_path: Path, monkeypatch
     monkeypatch.setattr(tmod, "rx_lines", tmod.rx_lines_py)
     monkeypatch.setattr(tmod, "event_lines", tmod.event_lines_py)
     monkeypatch.setattr(cmod, "lookup", cmod.lookup_py)
+    monkeypatch.setattr(cmod, "_read_lines", None)
     monkeypatch.setattr(cmod, "_HITS_IN_LOOKUP", False)
     monkeypatch.setattr(cmod, "strip_escapes", clean.strip_escapes_py)
     in_python = _capture_path(tmp_path, "py")

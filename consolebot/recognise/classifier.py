@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any
 
-from consolebot.recognise.clean import clean_line, strip_escapes
+from consolebot.recognise.clean import clean_line, strip_escapes, strip_escapes_py
 from consolebot.recognise.events import Event, Hit, json_head, json_tail, json_text, new_event
 from consolebot.recognise.rules import Rule, builtin_rules
 from consolebot.recognise.stamps import STAMP, can_touch_stamp, shape
@@ -159,6 +159,32 @@ except ImportError:  # not built (no C compiler at install): the same in Python
 _HITS_IN_LOOKUP = lookup is not lookup_py  # in Python, the loop of ``_found`` makes the hits at less cost
 
 
+def read_lines_py(pending: bytes, data: bytes, cache: dict[bytes, Entry], nohit: Entry, canon: bool, line0: int | None,
+                  lead: str, skip_first: bool) -> tuple[Found, int, bool, list[Hit], bytes]:
+    """Given the unended line held from the reads before and a read's bytes, look up the lines they complete (up to
+    the last line end that is not a CR run at the very end: an LF may follow), their escapes stripped, as
+    ``lookup_py`` does; return its four results and what is left after those lines.
+
+    ``consolebot._fastpath.read_lines`` does the same in C (``Classifier.feed_hits`` takes it when it was built).
+    """
+    buf = pending + data
+    j = len(buf)
+    while j and buf[j - 1] == 13:
+        j -= 1
+    end = max(buf.rfind(b"\n", 0, j), buf.rfind(b"\r", 0, j)) + 1
+    if not end:
+        return [], 0, False, [], buf
+    found, n, stamped, hits = lookup_py(strip_escapes_py(buf[:end]), cache, nohit, canon, line0, lead, skip_first)
+    return found, n, stamped, hits, buf[end:]
+
+
+_read_lines: Callable[..., tuple[Found, int, bool, list[Hit], bytes]] | None
+try:
+    from consolebot._fastpath import read_lines as _read_lines
+except ImportError:  # not built: ``Classifier._feed`` (which ``read_lines_py`` follows) runs
+    _read_lines = None
+
+
 def literal_alternation(rules: Iterable[Rule]) -> re.Pattern[bytes]:
     """One regex alternation of the rules' required literals (longest first), on raw bytes."""
     lits = sorted({r.literal.encode("utf-8") for r in rules}, key=len, reverse=True)
@@ -265,8 +291,35 @@ class Classifier:
         For a consumer of many consoles' events (a capture), most of which it only counts and writes
         (``Timeline.feed_all`` and ``Transcript.record_events`` take hits): no event object is made for them.
         """
+        if _read_lines is not None and self._cache is not None and self.clock is None:
+            return self._feed_read(data)
         out: list[Any] = []
         self._feed(data, out, True)
+        return out
+
+    def _feed_read(self, data: bytes) -> list[Hit]:
+        """``feed_hits`` with the lines found and looked up in one C call (``read_lines``): ``_feed`` and ``_region``."""
+        self.bytes_in += len(data)
+        seen = self._seen_on_line
+        line0 = self.line
+        assert _read_lines is not None and self._cache is not None
+        found, n_lines, stamped, made, rest = _read_lines(self._pending, data, self._cache, _NOHIT, self._canon,
+                                                          line0, _LEAD, bool(seen))
+        out: list[Any]
+        if found:  # (lines new to the memory, or not as simple) their events, then all in line order
+            out = []
+            self._found(found, line0, stamped, out, True, True, None)
+            if made:
+                out = sorted(made + out, key=_first)  # (stable: a line's events keep their order)
+        else:
+            out = made
+        if n_lines:
+            seen.clear()
+            self.line = line0 + n_lines
+        if len(rest) > MAX_LINE_BYTES and not rest.endswith(b"\r"):
+            self._classify(rest[:MAX_LINE_BYTES], out, partial=False, hits=True)
+            rest = rest[-4096:]
+        self._pending = rest
         return out
 
     def _feed(self, data: bytes, out: list[Any], hits: bool) -> None:
