@@ -632,3 +632,27 @@ def test_closing_a_loop_waits_for_its_offloaded_closes_and_no_longer(tmp_path: P
     assert made[0].claim_held_at_close is True and not claim.conn.held
     assert took_s < 10.0 / 2  # done when the close was: not after CLOSE_WAIT_S
     assert "capture stopped" in (tmp_path / "slow.log").read_text()
+
+
+def test_a_lock_folder_is_listed_again_only_when_it_changed(tmp_path: Path) -> None:
+    # a thousand consoles' lock files are listed each housekeeping round only when the folder changed (a writer's
+    # request is a new file): the listing is kept while its modification time stays and is over a second old
+    from consolebot.runbooks.capture import CaptureLoop
+
+    folder = tmp_path / "locks"
+    folder.mkdir()
+    (folder / "a.conn").touch()
+    loop = CaptureLoop([])
+    old = time.time() - 60
+    os.utime(folder, (old, old))
+    assert loop._listing(folder) == {"a.conn"}
+    (folder / "b.want").touch()
+    os.utime(folder, (old, old))  # (a change the clock did not tell apart)
+    assert loop._listing(folder) == {"a.conn"}, "an unchanged folder is not listed again"
+    os.utime(folder)  # the folder changed: listed again, and again while its change is recent
+    assert loop._listing(folder) == {"a.conn", "b.want"}
+    (folder / "c.want").touch()
+    os.utime(folder, ns=(folder.stat().st_mtime_ns, folder.stat().st_mtime_ns))
+    assert "c.want" in (loop._listing(folder) or set()), "a change within the same clock tick is not missed"
+    assert loop._listing(tmp_path / "gone") is None
+    loop.close()

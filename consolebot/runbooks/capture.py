@@ -47,6 +47,7 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 BEHIND_S = 1.0  # a round of reads took this long: events and alerts are that late (said once, again if it doubles)
 OFFLOAD_THREADS = 64  # at most this many blocking opens and closes (IPMI consoles) wait at once, off the loop
+LISTING_FRESH_S = 1.0  # a lock folder's listing is reused once it is this much younger than the folder's last change
 CLOSE_WAIT_S = 30.0  # at the end, how long the closes still running off the loop are waited for
 
 
@@ -162,6 +163,7 @@ class CaptureLoop:
         self._fd_owner: dict[int, CapturedConsole] = {}
         self._offload: Offload | None = None  # started at the first blocking open or close
         self._want_paths: dict[int, tuple[CaptureClaim, Path, str]] = {}  # id(console): (claim, folder, file name)
+        self._listings: dict[Path, tuple[int, float, set[str]]] = {}  # folder: (its mtime, when listed, the names)
 
     def stop(self) -> None:
         self._stop = True
@@ -518,13 +520,34 @@ class CaptureLoop:
                 folders.setdefault(known[1], []).append((c, known[2]))
         out: set[int] = set()  # ids of the consoles
         for folder, members in folders.items():
-            try:
-                names = set(os.listdir(folder))
-            except OSError:
+            names = self._listing(folder)
+            if names is None:
                 out.update(id(c) for c, _name in members)  # cannot tell: ask each one
                 continue
             out.update(id(c) for c, name in members if name in names)
         return out
+
+    def _listing(self, folder: Path) -> set[str] | None:
+        """The names in a lock folder (None: it cannot be read), listed again only when it changed.
+
+        A writer's request is a new file there, which changes the folder's modification time; the listing of a
+        thousand consoles' lock files is kept while that time stays the same and the listing is more than
+        ``LISTING_FRESH_S`` younger than it (a change within the same tick of a coarse clock is not missed).
+        """
+        try:
+            changed_ns = os.stat(folder).st_mtime_ns
+        except OSError:
+            return None
+        known = self._listings.get(folder)
+        if known is not None and known[0] == changed_ns and known[1] - changed_ns / 1e9 > LISTING_FRESH_S:
+            return known[2]
+        listed_at = time.time()
+        try:
+            names = set(os.listdir(folder))
+        except OSError:
+            return None
+        self._listings[folder] = (changed_ns, listed_at, names)
+        return names
 
     def _housekeeping(self, now: float) -> None:
         asking = self._writers_waiting()
