@@ -538,19 +538,37 @@ done:
     return result;
 }
 
-typedef struct { char *buf; Py_ssize_t len, cap; } Out;
+/* a growing output: first in the caller's stack buffer (a read's events fit), then on the heap */
+typedef struct { char *buf; Py_ssize_t len, cap; int heap; } Out;
 
 static int out_add(Out *o, const char *s, Py_ssize_t n) {
     if (o->len + n > o->cap) {
         Py_ssize_t cap = (o->cap + n) * 2;
-        char *buf = PyMem_Realloc(o->buf, cap);
+        char *buf = o->heap ? PyMem_Realloc(o->buf, cap) : PyMem_Malloc(cap);
         if (buf == NULL) { PyErr_NoMemory(); return -1; }
+        if (!o->heap) memcpy(buf, o->buf, o->len);
         o->buf = buf;
         o->cap = cap;
+        o->heap = 1;
     }
     memcpy(o->buf + o->len, s, n);
     o->len += n;
     return 0;
+}
+
+static void out_free(Out *o) {
+    if (o->heap) PyMem_Free(o->buf);
+}
+
+/* ``n`` in decimal, then ", " (a line number in an event's JSON line) */
+static int out_number(Out *o, long n) {
+    char digits[32], *d = digits + sizeof digits;
+    unsigned long u = n < 0 ? 0UL - (unsigned long)n : (unsigned long)n;
+    *--d = ' ';
+    *--d = ',';
+    do { *--d = (char)('0' + u % 10); u /= 10; } while (u);
+    if (n < 0) *--d = '-';
+    return out_add(o, d, digits + sizeof digits - d);
 }
 
 /* an ASCII str's text into ``o``: 1 done, 0 not an ASCII str (the caller gives up), -1 an error */
@@ -568,8 +586,8 @@ static PyObject *event_lines(PyObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     PyObject *hits = args[0], *start = args[1], *line_of = args[2];
-    Out o = {NULL, 0, 0};
-    char number[32];
+    char stack[4096];
+    Out o = {stack, 0, sizeof stack, 0};
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(hits); k++) {
         PyObject *hit = PyList_GET_ITEM(hits, k);
         int r = 0;  /* 1: written here; 0: by ``line``; -1: an error */
@@ -582,10 +600,7 @@ static PyObject *event_lines(PyObject *self, PyObject *const *args, Py_ssize_t n
                 if (line == -1 && PyErr_Occurred()) goto fail;
                 r = out_ascii(&o, start);
                 if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JPRE));
-                if (r == 1) {
-                    int len = snprintf(number, sizeof number, "%ld, ", line);
-                    r = out_add(&o, number, len) < 0 ? -1 : 1;
-                }
+                if (r == 1) r = out_number(&o, line) < 0 ? -1 : 1;
                 if (made == Py_None) {
                     if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JPOST));
                 } else {
@@ -616,11 +631,11 @@ static PyObject *event_lines(PyObject *self, PyObject *const *args, Py_ssize_t n
             if (added < 0) goto fail;
         }
     }
-    PyObject *result = PyBytes_FromStringAndSize(o.buf ? o.buf : "", o.len);
-    PyMem_Free(o.buf);
+    PyObject *result = PyBytes_FromStringAndSize(o.buf, o.len);
+    out_free(&o);
     return result;
 fail:
-    PyMem_Free(o.buf);
+    out_free(&o);
     return NULL;
 }
 

@@ -155,6 +155,9 @@ def test_event_lines_are_the_python_code() -> None:
     mixed = [*c.feed_hits(CORPUS[:2000]), *made, *c.feed_hits(CORPUS[2000:4000])]
     assert fast.event_lines(mixed, start, tmod.event_line) == tmod.event_lines_py(mixed, start)
     assert fast.event_lines(made, start, lambda hit, start: "made\n") == b"made\n" * 3  # made ones: from ``line``
+    every = cmod.Classifier().feed_hits(CORPUS)  # past the C's first buffer (4 KB): the rest on the heap
+    written = fast.event_lines(every, start, tmod.event_line)
+    assert len(written) > 40_000 and written == tmod.event_lines_py(every, start)
 
 
 ESCAPY = [b"\x1b", b"[", b"]", b"(", b")", b"\\", b"\x07", b"P", b"X", b"^", b"_", b"0", b"9", b";", b"?", b" ", b"/",
