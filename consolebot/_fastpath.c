@@ -27,7 +27,7 @@
  *
  * event_lines(hits, start, line) -> bytes
  *     transcript.event_lines_py: the JSON line of each event: an unmade hit's from its template's JSON pieces,
- *     its line number and its leading timestamp; any other's from ``line(hit, start)`` (transcript.event_line).
+ *     its line number and its one timestamp; any other's from ``line(hit, start)`` (transcript.event_line).
  *
  * timeline_feed(timeline, hits) -> None
  *     timeline.Timeline.feed_all_py: the events (as hits) counted in the timeline's boots, its phases moved on,
@@ -239,16 +239,31 @@ static Py_ssize_t stamp_len(const unsigned char *p, const unsigned char *end) {
     return q + 1 - p;
 }
 
+static PyObject *K_AT;  /* "_at" */
+
 /* a remembered line's events as hits, appended to ``hits``: (line number, each template's attributes, the
- * line's leading timestamp as text or None); -1 on an error */
+ * line's one timestamp as text or None); -1 on an error */
 static int add_hits(PyObject *hits, PyObject *templates, Py_ssize_t number, PyObject *raw, int lead) {
     PyObject *stamp = Py_None;
     Py_INCREF(stamp);
-    if (lead) {
-        const char *s = PyBytes_AS_STRING(raw);
-        const char *close = memchr(s, ']', PyBytes_GET_SIZE(raw));
+    if (lead) {  /* the line's one timestamp: where it begins is the first template's ``_at`` - 5 */
+        PyObject *first = PyTuple_GET_SIZE(templates) ? PyTuple_GET_ITEM(templates, 0) : NULL;
+        PyObject *attrs = first && PyTuple_Check(first) && PyTuple_GET_SIZE(first) == 3 ? PyTuple_GET_ITEM(first, 2)
+                                                                                          : NULL;
+        PyObject *at_o = attrs && PyDict_Check(attrs) ? PyDict_GetItemWithError(attrs, K_AT) : NULL;
+        Py_ssize_t at = at_o ? PyLong_AsSsize_t(at_o) - 5 : -1;
         Py_DECREF(stamp);
-        stamp = PyUnicode_DecodeASCII(s, close ? close + 1 - s : 0, "strict");
+        if (at < 0 || at >= PyBytes_GET_SIZE(raw)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a remembered line's timestamp is not where its template says");
+            return -1;
+        }
+        const char *s = PyBytes_AS_STRING(raw) + at;
+        const char *close = memchr(s, ']', PyBytes_GET_SIZE(raw) - at);
+        if (close == NULL) {
+            PyErr_SetString(PyExc_ValueError, "a remembered line's timestamp is not where its template says");
+            return -1;
+        }
+        stamp = PyUnicode_DecodeASCII(s, close + 1 - s, "strict");
         if (stamp == NULL) return -1;
     }
     PyObject *n = PyLong_FromSsize_t(number);
@@ -397,7 +412,7 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     int canon = PyObject_IsTrue(args[3]);
     if (canon < 0) return NULL;
-    /* with line0: remembered lines (their text, or ``lead``: their one leading timestamp) come out as hits */
+    /* with line0: remembered lines (their text, or ``lead``: their one timestamp) come out as hits */
     Py_ssize_t line0 = -1;
     PyObject *lead = NULL;
     int skip_first = 0;
@@ -577,7 +592,7 @@ static int out_ascii(Out *o, PyObject *text) {
     return out_add(o, (const char *)PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text)) < 0 ? -1 : 1;
 }
 
-static PyObject *K_JPRE, *K_JPOST, *K_JTAIL, *K_JSON_TAIL;
+static PyObject *K_JPRE, *K_JPOST, *K_JHEAD, *K_JTAIL, *K_JSON_TAIL;
 
 static PyObject *event_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
@@ -605,6 +620,7 @@ static PyObject *event_lines(PyObject *self, PyObject *const *args, Py_ssize_t n
                     if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JPOST));
                 } else {
                     if (r == 1) r = out_add(&o, "\"text\": \"", 9) < 0 ? -1 : 1;
+                    if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JHEAD));
                     if (r == 1) r = out_ascii(&o, made);
                     if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JTAIL));
                     if (r == 1) r = out_ascii(&o, PyDict_GetItemWithError(attrs, K_JSON_TAIL));
@@ -1123,6 +1139,9 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     K_JPRE = PyUnicode_InternFromString("_jpre");
     K_JPOST = PyUnicode_InternFromString("_jpost");
     K_JTAIL = PyUnicode_InternFromString("_jtail");
+    K_JHEAD = PyUnicode_InternFromString("_jhead");
+    K_AT = PyUnicode_InternFromString("_at");
+    if (K_JHEAD == NULL || K_AT == NULL) return NULL;
     K_JSON_TAIL = PyUnicode_InternFromString("json_tail");
     if (K_JPRE == NULL || K_JPOST == NULL || K_JTAIL == NULL || K_JSON_TAIL == NULL) return NULL;
     if (timeline_init() < 0) return NULL;

@@ -292,3 +292,29 @@ def test_mid_line_timestamps_are_remembered_for_the_builtin_rules(monkeypatch: p
     assert calls == []  # every line came from the memory
     assert strip(evs) == strip(Classifier(cache=False).feed(again))
     assert any("77.123456" in e.text for e in evs)
+
+
+@pytest.mark.parametrize("line", [
+    b"root@fs01:~# [ 7454.792822] afs: file server 192.0.2.10 in cell example.org is back up\r\n",
+    b"  Starting AFS services:[ 6847.236909] openafs: module license 'x' taints kernel.  \r\n",
+    b"[   12.500000] sysrq: Resetting\r\n",
+])
+def test_a_remembered_line_with_one_timestamp_anywhere_gives_the_events_of_matching_afresh(line: bytes) -> None:
+    # remembered once (its timestamp made [0.0]), the same line with other timestamps is not matched again: its
+    # events are made from the text around the timestamp, with the columns after it moved by the width it has
+    cmod._SHARED.clear()
+    warm = Classifier()
+    warm.feed_hits(line)
+    for stamp in (b"[    1.000000]", b"[123456.789012]", b"[0.5]"):
+        other = re.sub(rb"\[ *\d+\.\d+\]", stamp.replace(b"\\", b"\\\\"), line)
+        hits = warm.feed_hits(other)
+        assert hits and all(isinstance(h[2], str) for h in hits), "left unmade: from the remembered line"
+        afresh = Classifier(cache=False).feed(other)
+        made = [hit_event(h) for h in hits]
+        for ev, want in zip(made, afresh, strict=True):
+            assert (ev.kind, ev.column, ev.text, ev.fields) == (want.kind, want.column, want.text, want.fields)
+        from consolebot.session.transcript import event_line, event_lines_py
+
+        start = '{"t": "T", "type": "event", '
+        assert event_lines_py(hits, start) == "".join(
+            event_line((ev.line, ev.__dict__, ev), start) for ev in made).encode()

@@ -116,7 +116,7 @@ def _remembered(data: bytes) -> dict[bytes, object]:
 @given(st.lists(st.sampled_from(CORPUS.splitlines(keepends=True)[:400]), max_size=60).map(b"".join),
        st.integers(min_value=1, max_value=10**6), st.booleans())
 def test_lookup_with_hits_is_the_python_code(data: bytes, line0: int, skip_first: bool) -> None:
-    # remembered lines (their text, or only their leading timestamp) come out as hits, from C as from Python
+    # remembered lines (their text, or their one timestamp) come out as hits, from C as from Python
     block = lines_of(data)
     memory = _remembered(CORPUS)
     args = (block, memory, cmod._NOHIT, True, line0, cmod._LEAD, skip_first)

@@ -57,10 +57,10 @@ class _Slow:
 
 
 # (the events, the cleaned and stripped text: None for a line holding timestamps, which is its raw text, or
-# ``_LEAD`` for one whose only timestamp begins it: its templates then hold the text after it, made once)
+# ``_LEAD`` for one that holds one timestamp: its templates then hold the text before and after it, made once)
 Entry = tuple[tuple[Template, ...], str | None] | _Slow
 _NOHIT: Entry = ((), "")
-_LEAD = "\x00one leading timestamp"  # told apart by identity
+_LEAD = "\x00one timestamp"  # told apart by identity
 _FAILED = _Slow(set())
 _SHARED: dict[tuple[object, ...], dict[bytes, Entry]] = {}
 _first = itemgetter(0)
@@ -99,12 +99,12 @@ def hit_event(hit: Hit) -> Event:
         return made
     attrs = attrs.copy()
     attrs["line"] = n
-    if made is not None:  # the line's leading timestamp: the text after it is remembered, columns past it shift
+    if made is not None:  # the line's one timestamp: the text around it is remembered, columns past it shift
         col = attrs["column"]
-        if col >= 5:  # (in the key the timestamp is ``[0.0]``, five characters)
+        if col >= attrs["_at"]:  # (in the key the timestamp is ``[0.0]``, five characters)
             attrs["column"] = col + len(made) - 5
-        attrs["text"] = made + attrs["_tail"]
-        attrs["_jpost"] = '"text": "' + made + attrs["_jtail"] + attrs["json_tail"]
+        attrs["text"] = attrs["_head"] + made + attrs["_tail"]
+        attrs["_jpost"] = '"text": "' + attrs["_jhead"] + made + attrs["_jtail"] + attrs["json_tail"]
     attrs["fields"] = attrs["fields"].copy()
     ev = _new(Event)
     _setattr(ev, "__dict__", attrs)
@@ -120,7 +120,7 @@ def lookup_py(block: bytes, cache: dict[bytes, Entry], nohit: Entry, canon: bool
     ``cache`` by its key (its printk timestamps made ``[0.0]`` when ``canon``); return (index, line, key, entry or
     None) of each whose entry is not ``nohit``, the number of lines, whether a timestamp was seen, and, given
     ``line0`` (the first line's number), the hits of the remembered lines that hold their text or only a
-    leading timestamp (``lead``), but the first line with ``skip_first``: those are then not in the first list.
+    one timestamp (``lead``), but the first line with ``skip_first``: those are then not in the first list.
 
     ``consolebot._fastpath.lookup`` does the same in one C pass, when it was built.
     """
@@ -144,7 +144,7 @@ def lookup_py(block: bytes, cache: dict[bytes, Entry], nohit: Entry, canon: bool
             if type(e) is tuple and not e[0]:
                 continue  # remembered: no event
             if type(e) is tuple and type(e[1]) is str and not (i == 0 and skip_first):
-                stamp = raw[: raw.find(b"]") + 1].decode("ascii") if e[1] is lead else None
+                stamp = _stamp(raw, e[0][0][2]) if e[1] is lead else None
                 hits += [(line0 + i, t[2], stamp) for t in e[0]]
             else:
                 rest.append(one)
@@ -183,6 +183,12 @@ try:
     from consolebot._fastpath import read_lines as _read_lines
 except ImportError:  # not built: ``Classifier._feed`` (which ``read_lines_py`` follows) runs
     _read_lines = None
+
+
+def _stamp(raw: bytes, attrs: dict[str, Any]) -> str:
+    """The one timestamp of a remembered line (its template's ``attrs``: where it begins, ``_at`` - 5)."""
+    at = attrs["_at"] - 5
+    return raw[at : raw.index(b"]", at) + 1].decode("ascii")
 
 
 def literal_alternation(rules: Iterable[Rule]) -> re.Pattern[bytes]:
@@ -393,8 +399,8 @@ class Classifier:
             n = line0 + i
             again = seen if i == 0 and seen else None  # events already reported on this line (by ``idle``)
             stamp: str | None = None  # the templates hold the line's text
-            if text is _LEAD:  # the usual kernel line: its one timestamp first, the rest as remembered
-                stamp = raw[: raw.find(b"]") + 1].decode("ascii")  # (the key begins with one; it holds no "]")
+            if text is _LEAD:  # the usual kernel line: its one timestamp, the text around it as remembered
+                stamp = _stamp(raw, templates[0][2])
             elif text is None:  # timestamps elsewhere too: its text, columns shifted by their widths
                 try:
                     text = raw.decode("ascii").strip()
@@ -415,9 +421,10 @@ class Classifier:
                 append((n, ev.__dict__, ev) if hits else ev)
 
     def _templates(self, found: Iterable[Match], benign: bool, text: str | None,
-                   shifts: list[tuple[int, int]] | None, lead_tail: str | None = None) -> tuple[Template, ...]:
+                   shifts: list[tuple[int, int]] | None, around: tuple[str, str, int] | None = None
+                   ) -> tuple[Template, ...]:
         """What a remembered line reports (``text``: its text, None when it holds timestamps at ``shifts``;
-        ``lead_tail``: the stripped text after the line's only timestamp, when it begins the line).
+        ``around``: the stripped text before and after the line's one timestamp, and where it ends in the key).
         """
         out: list[Template] = []
         keys: set[tuple[str, int]] = set()
@@ -441,9 +448,12 @@ class Classifier:
                      "rule": rule.name, "column": col, "json_tail": tail, "_jpre": json_head(rule.kind, sev)}
             if text is not None:
                 attrs["_jpost"] = json_text(text) + tail
-            elif lead_tail is not None:  # the text after the timestamp, and its JSON (the timestamp needs no escaping)
-                attrs["_tail"] = lead_tail
-                attrs["_jtail"] = json_text(lead_tail)[len('"text": "'):]
+            elif around is not None:  # the text around the timestamp, and its JSON (the timestamp needs no escaping)
+                head, tail, attrs["_at"] = around
+                attrs["_head"] = head
+                attrs["_tail"] = tail
+                attrs["_jhead"] = json_text(head)[len('"text": "'):-len('", ')]
+                attrs["_jtail"] = json_text(tail)[len('"text": "'):]
             out.append((col, rule.kind, attrs))
         return tuple(out)
 
@@ -474,8 +484,10 @@ class Classifier:
             for rule in candidates:
                 if rule.compiled is None or not shape(rule.compiled).safe(text, stamps):
                     return _Slow(literals)
-            if len(stamps) == 1 and stamps[0][0] == 0:
-                return self._templates(found, benign, None, stamps, text[stamps[0][1]:].rstrip()), _LEAD
+            if len(stamps) == 1:  # (the timestamp has no spaces at its ends: the text around it is stripped alone)
+                (a, b), = stamps
+                around = (text[:a].lstrip(), text[b:].rstrip(), a + 5)
+                return self._templates(found, benign, None, stamps, around), _LEAD
             return self._templates(found, benign, None, stamps), None
         except Exception:
             return _Slow(literals)

@@ -95,8 +95,8 @@ class Event:
 
 # One event as ``Classifier.feed_hits`` gives it: (line, attributes, made), where ``made`` is the event when one
 # was made; else the event is unmade (``classifier.hit_event`` makes it), its attributes those of its remembered
-# line's template (``kind``, ``severity``, ``fields``, its JSON in pieces), and ``made`` the line's leading
-# timestamp (text) or None (the attributes hold the whole line's text).
+# line's template (``kind``, ``severity``, ``fields``, its JSON in pieces), and ``made`` the line's one
+# timestamp (text: the attributes hold the text around it) or None (the attributes hold the whole line's text).
 Hit = tuple[int, dict[str, Any], "str | Event | None"]
 
 

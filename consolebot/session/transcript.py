@@ -209,8 +209,8 @@ def event_line(hit: Hit, start: str) -> str:
     n, attrs, made = hit
     if made is None:  # the template holds the line's text
         return f'{start}{attrs["_jpre"]}{n:d}, {attrs["_jpost"]}\n'
-    if type(made) is str:  # the line's one leading timestamp, then the rest as remembered (no escaping needed)
-        return f'{start}{attrs["_jpre"]}{n:d}, "text": "{made}{attrs["_jtail"]}{attrs["json_tail"]}\n'
+    if type(made) is str:  # the line's one timestamp (no escaping needed), the text around it as remembered
+        return f'{start}{attrs["_jpre"]}{n:d}, "text": "{attrs["_jhead"]}{made}{attrs["_jtail"]}{attrs["json_tail"]}\n'
     ev: Event = made  # type: ignore[assignment]
     when = f'"time": {_JSTR(ev.time)}, ' if ev.time is not None else ""
     post = attrs.get("_jpost")  # the classifier's, made once per remembered line (see ``json_parts``)
