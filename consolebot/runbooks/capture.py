@@ -18,6 +18,7 @@ Capture never sends console data (a telnet option reply is protocol, not data).
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import selectors
@@ -159,6 +160,7 @@ class CaptureLoop:
         self.selector = selectors.DefaultSelector()
         self.rng = rng or random.Random()
         self._stop = False
+        self._started = False  # start() ran (and collected what start-up left)
         self._closed = False
         self._fd_owner: dict[int, CapturedConsole] = {}
         self._offload: Offload | None = None  # started at the first blocking open or close
@@ -294,7 +296,10 @@ class CaptureLoop:
             )
             c.gap_since = None
         else:
-            c.transcript.note(f"capture started on {transport.describe()} (read-only)", what="capture.start")
+            # (written with the console's first data or the next housekeeping: a thousand consoles connecting at once
+            # while the first of them already stream need not wait for three writes each)
+            c.transcript.note(f"capture started on {transport.describe()} (read-only)", flush_now=False,
+                              what="capture.start")
         # bytes that arrived with the connection
         self._drain(c)
 
@@ -402,6 +407,14 @@ class CaptureLoop:
     # -- the loop ---------------------------------------------------------------------------------
     def start(self, wait: bool) -> None:
         """Connect every console; without ``wait`` a first failure raises ``ConsoleUnreachable``."""
+        # what can be worked out before the consoles stream: the rules' timestamp analysis (else asked by the first
+        # line holding a timestamp, ~90 ms for the built-in table), and a collection of what start-up left (``run``
+        # sets the rest aside from the cycle collector)
+        for c in self.consoles:
+            if c.classifier is not None:
+                c.classifier.prepare()
+        gc.collect()
+        self._started = True
         now = time.monotonic()
         failures = []
         for c in self.consoles:
@@ -450,7 +463,7 @@ class CaptureLoop:
         at a time) instead of once per packet; a quiet loop still wakes at once for the first byte.
         """
         end = None if duration_s is None else time.monotonic() + duration_s
-        with CyclePacer() as pace:  # full collections would walk all a thousand consoles hold, stalling each
+        with CyclePacer(collect=not self._started) as pace:  # full collections would walk all a thousand consoles hold, stalling each
             self._rounds(end, pace)
         return self.summary()
 

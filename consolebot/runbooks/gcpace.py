@@ -24,7 +24,9 @@ YOUNG = 20_000
 class CyclePacer:
     """``with CyclePacer() as pace:`` around a loop that calls ``pace.tick(time.monotonic())`` each turn."""
 
-    def __init__(self, freeze_s: float = FREEZE_S, full_s: float = FULL_S, young: int = YOUNG) -> None:
+    def __init__(self, freeze_s: float = FREEZE_S, full_s: float = FULL_S, young: int = YOUNG,
+                 collect: bool = True) -> None:
+        self.collect = collect  # collect once when entered (False: the caller just did)
         self.freeze_s = freeze_s
         self.full_s = full_s
         self.young = young
@@ -35,7 +37,8 @@ class CyclePacer:
 
     def __enter__(self) -> CyclePacer:
         self._saved = gc.get_threshold()
-        gc.collect()  # what start-up made and dropped, once; what lives on is set aside
+        if self.collect:
+            gc.collect()  # what start-up made and dropped, once; what lives on is set aside
         gc.freeze()
         gc.set_threshold(self.young, self._saved[1], self._saved[2])
         now = time.monotonic()

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from consolebot.errors import ConsoleClosed, DeathPattern, PromptTimeout
 from consolebot.secrets.redact import Redactor, StreamRedactor
@@ -276,7 +277,7 @@ class Session:
         assert last is not None
         raise PromptTimeout(f"no prompt after {tries} pokes {interval_s:g} s apart; {last}")
 
-    def note(self, text: str, **fields: object) -> None:
+    def note(self, text: str, **fields: Any) -> None:
         if self.transcript is not None:
             self.transcript.note(text, **fields)
 

@@ -443,12 +443,12 @@ class Transcript:
             self._partial_written = True
 
     # -- acts, notes, events ---------------------------------------------------------------
-    def record(self, record_type: str, /, **fields: Any) -> None:
-        """Write one JSON line (redacted)."""
+    def record(self, record_type: str, /, flush_now: bool = True, **fields: Any) -> None:
+        """Write one JSON line (redacted); a buffered transcript writes what it holds at once unless not ``flush_now``."""
         self._check_reopen()
         obj = {"t": utc_iso(), "type": record_type, **fields}
         self._jsonl.write(self.redactor.redact_text(_JSON(obj)).encode() + b"\n")
-        if self.buffered:
+        if self.buffered and flush_now:
             self.flush()  # acts and notes (gaps, reconnects) are rare and worth having on disk at once
 
     def record_events(self, hits: list[Hit], now: float | None = None) -> None:
@@ -475,11 +475,11 @@ class Transcript:
     def tx_secret(self, label: str) -> None:
         self.record("tx", secret=label, text="***")
 
-    def note(self, text: str, **fields: Any) -> None:
-        """A note of consolebot's (gap, reconnect): in the text log and the JSON lines."""
+    def note(self, text: str, /, flush_now: bool = True, **fields: Any) -> None:
+        """A note of consolebot's (gap, reconnect): in the text log and the JSON lines (``flush_now``: see ``record``)."""
         clean = self.redactor.redact_text(text)
         self._log.write(utc_iso().encode() + b" ! " + escape_text(clean.encode()).encode() + b"\n")
-        self.record("note", text=clean, **fields)
+        self.record("note", flush_now, text=clean, **fields)
 
     def close(self) -> None:
         tail = self._stream.flush()
