@@ -119,8 +119,8 @@ def lookup_py(block: bytes, cache: dict[bytes, Entry], nohit: Entry, canon: bool
     """Given complete lines (each ends with a CR run, with or without an LF after it, or an LF), look each up in
     ``cache`` by its key (its printk timestamps made ``[0.0]`` when ``canon``); return (index, line, key, entry or
     None) of each whose entry is not ``nohit``, the number of lines, whether a timestamp was seen, and, given
-    ``line0`` (the first line's number), the hits of the remembered lines that hold their text or only a
-    one timestamp (``lead``), but the first line with ``skip_first``: those are then not in the first list.
+    ``line0`` (the first line's number), the hits of the remembered lines that hold their text or the text around
+    their one timestamp (``lead``), but the first line with ``skip_first``: those are then not in the first list.
 
     ``consolebot._fastpath.lookup`` does the same in one C pass, when it was built.
     """
