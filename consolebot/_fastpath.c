@@ -113,6 +113,15 @@ static char *log_write(char *o, const unsigned char *src, const unsigned char *e
     return o;
 }
 
+/* ``a`` then ``b`` in one buffer of PyMem_Malloc's (NULL: out of memory, the error set) */
+static unsigned char *join(const char *a, Py_ssize_t alen, const unsigned char *b, Py_ssize_t blen) {
+    unsigned char *out = PyMem_Malloc(alen + blen ? alen + blen : 1);
+    if (out == NULL) { PyErr_NoMemory(); return NULL; }
+    memcpy(out, a, alen);
+    memcpy(out + alen, b, blen);
+    return out;
+}
+
 /* the log lines of the complete lines ``src`` as bytes (NULL: an error set), their number at ``*lines`` */
 static PyObject *log_text(const unsigned char *src, Py_ssize_t len, const char *head, Py_ssize_t hlen,
                           Py_ssize_t *lines) {
@@ -210,10 +219,8 @@ static PyObject *rx_lines(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t lines, held = PyBytes_GET_SIZE(line);
     PyObject *text;
     if (held) {  /* the unended line, then the new bytes: one region (a UTF-8 sequence may span them) */
-        unsigned char *joined = PyMem_Malloc(held + (cut - p));
-        if (joined == NULL) return PyErr_NoMemory();
-        memcpy(joined, PyBytes_AS_STRING(line), held);
-        memcpy(joined + held, p, cut - p);
+        unsigned char *joined = join(PyBytes_AS_STRING(line), held, p, cut - p);
+        if (joined == NULL) return NULL;
         text = log_text(joined, held + (cut - p), head, hlen, &lines);
         PyMem_Free(joined);
     } else {
@@ -507,9 +514,7 @@ static PyObject *read_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
     unsigned char *joined = NULL, *stripped = NULL;
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(args[1]);
     if (plen) {  /* the line held from the reads before, then this one */
-        if ((joined = PyMem_Malloc(len)) == NULL) return PyErr_NoMemory();
-        memcpy(joined, PyBytes_AS_STRING(args[0]), plen);
-        memcpy(joined + plen, buf, dlen);
+        if ((joined = join(PyBytes_AS_STRING(args[0]), plen, buf, dlen)) == NULL) return NULL;
         buf = joined;
     }
     /* the complete lines end at the last line end that is not a CR run at the very end (an LF may follow) */

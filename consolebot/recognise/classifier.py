@@ -159,6 +159,15 @@ except ImportError:  # not built (no C compiler at install): the same in Python
 _HITS_IN_LOOKUP = lookup is not lookup_py  # in Python, the loop of ``_found`` makes the hits at less cost
 
 
+def _lines_end(buf: bytes) -> int:
+    """Where the complete lines of ``buf`` end: after its last line end that is not a CR run at the very end (an LF
+    may follow it), or 0."""
+    j = len(buf)
+    while j and buf[j - 1] == 13:
+        j -= 1
+    return max(buf.rfind(b"\n", 0, j), buf.rfind(b"\r", 0, j)) + 1
+
+
 def read_lines_py(pending: bytes, data: bytes, cache: dict[bytes, Entry], nohit: Entry, canon: bool, line0: int | None,
                   lead: str, skip_first: bool) -> tuple[Found, int, bool, list[Hit], bytes]:
     """Given the unended line held from the reads before and a read's bytes, look up the lines they complete (up to
@@ -168,10 +177,7 @@ def read_lines_py(pending: bytes, data: bytes, cache: dict[bytes, Entry], nohit:
     ``consolebot._fastpath.read_lines`` does the same in C (``Classifier.feed_hits`` takes it when it was built).
     """
     buf = pending + data
-    j = len(buf)
-    while j and buf[j - 1] == 13:
-        j -= 1
-    end = max(buf.rfind(b"\n", 0, j), buf.rfind(b"\r", 0, j)) + 1
+    end = _lines_end(buf)
     if not end:
         return [], 0, False, [], buf
     found, n, stamped, hits = lookup_py(strip_escapes_py(buf[:end]), cache, nohit, canon, line0, lead, skip_first)
@@ -340,11 +346,7 @@ class Classifier:
     def _feed(self, data: bytes, out: list[Any], hits: bool) -> None:
         self.bytes_in += len(data)
         buf = self._pending + data if self._pending else data
-        # complete lines end at the last line end that is not a CR run at the very end (an LF may follow)
-        j = len(buf)
-        while j and buf[j - 1] == 13:
-            j -= 1
-        end = max(buf.rfind(b"\n", 0, j), buf.rfind(b"\r", 0, j)) + 1
+        end = _lines_end(buf)
         if end:
             self._region(buf[:end] if end < len(buf) else buf, out, hits)
         rest = buf[end:] if end else buf
